@@ -1,0 +1,106 @@
+"""The background event loop behind every sync facade.
+
+A notebook cell already runs inside the kernel's event loop, so ``asyncio.run`` fails there and
+``nest_asyncio`` corrupts it. Instead, sync calls hand their coroutine to one daemon thread that
+owns a private loop and block on the result. The embedded engine lives on the same loop, so a sync
+call into it costs one thread hop. Blocking the kernel's thread is fine: nothing that the
+coroutine needs runs there (tool calls come back to the caller's thread; see ``runs.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
+
+
+def loop() -> asyncio.AbstractEventLoop:
+    """The portal loop, started on first use."""
+    global _loop, _thread
+    with _lock:
+        if _loop is None or not _thread or not _thread.is_alive():
+            ready = threading.Event()
+            new_loop = asyncio.new_event_loop()
+
+            def run() -> None:
+                asyncio.set_event_loop(new_loop)
+                ready.set()
+                new_loop.run_forever()
+
+            _thread = threading.Thread(target=run, name="jupyter-runs-loop", daemon=True)
+            _thread.start()
+            ready.wait()
+            _loop = new_loop
+        return _loop
+
+
+def in_portal() -> bool:
+    """True on the portal thread, where blocking on the portal would deadlock."""
+    return _thread is not None and threading.current_thread() is _thread
+
+
+def call(factory: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
+    """Run ``factory()`` on the portal loop and block until it returns (or raises).
+
+    A KeyboardInterrupt while waiting cancels the coroutine before propagating, so Ctrl-C in a
+    cell never leaves work running behind the user's back.
+    """
+    if in_portal():
+        raise RuntimeError("a sync jupyter_runs call was made on its own event loop thread; use the async API")
+
+    async def runner() -> T:
+        return await factory()
+
+    future = asyncio.run_coroutine_threadsafe(runner(), loop())
+    try:
+        return future.result(timeout)
+    except BaseException:
+        future.cancel()
+        raise
+
+
+_END = object()
+
+
+def iterate(factory: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
+    """Drive an async iterator on the portal loop and yield its items on the calling thread.
+
+    Items are handed over through a queue so the consumer (callbacks, tool calls) runs on the
+    caller's thread. Closing the returned generator (or an exception in the consumer) cancels the
+    producer, which closes the underlying stream.
+    """
+    if in_portal():
+        raise RuntimeError("a sync jupyter_runs stream was opened on its own event loop thread; use the async API")
+    q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    async def produce() -> None:
+        try:
+            async for item in factory():
+                q.put(item)
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            q.put((_END, exc))
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        else:
+            q.put((_END, None))
+
+    future = asyncio.run_coroutine_threadsafe(produce(), loop())
+    try:
+        while True:
+            item = q.get()
+            if type(item) is tuple and len(item) == 2 and item[0] is _END:
+                if item[1] is not None and not isinstance(item[1], asyncio.CancelledError):
+                    raise item[1]
+                return
+            yield item
+    finally:
+        if not future.done():
+            future.cancel()

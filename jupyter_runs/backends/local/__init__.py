@@ -1,0 +1,1 @@
+"""The embedded engine: SQLite store, run state machine, model adapters."""

@@ -1,0 +1,353 @@
+"""Every Assistants operation of the embedded engine: validation, lookups and the store.
+
+Runs themselves are driven by :class:`~.runloop.RunLoop`; this module answers the operations of
+:data:`jupyter_runs.backends.OPERATIONS` (one ``_op_<name>`` method each) and hands runs to it.
+Errors are :class:`~jupyter_runs.errors.APIError` subclasses with the API's messages, so the
+server can send ``to_body()`` as it is.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from ...errors import BadRequestError, NotFoundError
+from ...wire import Event
+from . import objects as obj
+from .models import ModelAdapter, resolve_model
+from .runloop import ActiveRun, RunLoop, snapshot
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+STREAMING_OPS = ("create_run", "create_thread_and_run", "submit_tool_outputs")
+
+
+def _param(params: Mapping[str, str], name: str) -> str:
+    value = params.get(name)
+    if not value:
+        raise BadRequestError(f"Missing required path parameter: '{name}'.", param=name)
+    return value
+
+
+class Engine:
+    """Every operation of :data:`jupyter_runs.backends.OPERATIONS` over a :class:`Store`."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        expires_after: float = 600.0,
+        model_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.store = store
+        self.expires_after = expires_after
+        self.model_config = dict(model_config or {})
+        self._models: dict[str, ModelAdapter] = {}
+        self.runs = RunLoop(store, expires_after=expires_after, model=self.model)
+
+    # -- entry points -----------------------------------------------------------------------
+
+    async def call(
+        self,
+        op: str,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        handler = getattr(self, f"_op_{op}", None)
+        if handler is None:
+            raise BadRequestError(f"Unknown operation {op!r}.")
+        # Deep copies: the engine must never share a dict with its caller (another thread may
+        # mutate it), and what it returns is the caller's to mutate.
+        result = handler(dict(params or {}), copy.deepcopy(dict(body or {})), dict(query or {}))
+        if isinstance(result, ActiveRun):
+            return snapshot(result.run)
+        return result
+
+    async def stream_batches(
+        self,
+        op: str,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[list[Event]]:
+        """Start a streaming operation and yield its events in batches, ending after ``done``."""
+        if op not in STREAMING_OPS:
+            raise BadRequestError(f"Operation {op!r} does not stream.")
+        active = getattr(self, f"_op_{op}")(dict(params or {}), copy.deepcopy(dict(body or {})), {})
+        async for batch in active.segment.batches():
+            yield batch
+
+    def model(self, model_id: str) -> ModelAdapter:
+        """The adapter for a model id, made once and reused (connection pools, test hooks)."""
+        adapter = self._models.get(model_id)
+        if adapter is None:
+            adapter = self._models[model_id] = resolve_model(model_id, **self.model_config)
+        return adapter
+
+    async def aclose(self) -> None:
+        """Stop every run (they end ``failed``, interrupted) and close the model adapters."""
+        await self.runs.close()
+        for adapter in self._models.values():
+            try:
+                await adapter.aclose()
+            except Exception:  # closing must not hide the others
+                log.exception("closing model adapter %r failed", adapter)
+        self._models.clear()
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    def _assistant(self, assistant_id: Any) -> dict[str, Any]:
+        if not isinstance(assistant_id, str) or not assistant_id:
+            raise BadRequestError("Missing required parameter: 'assistant_id'.",
+                                  param="assistant_id")
+        found = self.store.get_assistant(assistant_id)
+        if found is None:
+            raise NotFoundError(f"No assistant found with id '{assistant_id}'.")
+        return found
+
+    def _thread(self, thread_id: str) -> dict[str, Any]:
+        found = self.store.get_thread(thread_id)
+        if found is None:
+            raise NotFoundError(f"No thread found with id '{thread_id}'.")
+        return found
+
+    def _run(self, params: Mapping[str, str]) -> dict[str, Any]:
+        thread_id, run_id = _param(params, "thread_id"), _param(params, "run_id")
+        active = self.runs.active.get(run_id)
+        if active is not None and active.run["thread_id"] == thread_id:
+            return active.run
+        found = self.store.get_run(thread_id, run_id)
+        if found is None:
+            self._thread(thread_id)
+            raise NotFoundError(f"No run found with id '{run_id}'.")
+        return found
+
+    def _check_no_active_run(self, thread_id: str, doing: str) -> None:
+        run_id = self.runs.by_thread.get(thread_id)
+        if run_id is not None:
+            if doing == "run":
+                raise BadRequestError(f"thread {thread_id} already has an active run {run_id}")
+            raise BadRequestError(f"Can't {doing} {thread_id} while a run {run_id} is active.")
+
+    # -- assistants -------------------------------------------------------------------------
+
+    def _op_create_assistant(self, params: Any, body: dict[str, Any], query: Any) -> dict[str, Any]:
+        assistant = obj.new_assistant(body)
+        self.store.put_assistant(assistant)
+        return assistant
+
+    def _op_retrieve_assistant(self, params: Any, body: Any, query: Any) -> dict[str, Any]:
+        return self._assistant(_param(params, "assistant_id"))
+
+    def _op_modify_assistant(self, params: Any, body: dict[str, Any], query: Any) -> dict[str, Any]:
+        assistant = obj.update_assistant(self._assistant(_param(params, "assistant_id")), body)
+        self.store.put_assistant(assistant)
+        return assistant
+
+    def _op_delete_assistant(self, params: Any, body: Any, query: Any) -> dict[str, Any]:
+        assistant_id = self._assistant(_param(params, "assistant_id"))["id"]
+        self.store.delete_assistant(assistant_id)
+        return {"id": assistant_id, "object": "assistant.deleted", "deleted": True}
+
+    def _op_list_assistants(self, params: Any, body: Any, query: Mapping[str, Any]) -> dict[str, Any]:
+        return self.store.list_assistants(**_page(query))
+
+    # -- threads ----------------------------------------------------------------------------
+
+    def _new_thread(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        thread = obj.new_thread(body)
+        raw = body.get("messages") or []
+        if not isinstance(raw, list):
+            raise BadRequestError("Invalid 'messages': expected an array.", param="messages")
+        messages = [obj.new_message(thread["id"], m, f"messages[{i}]") for i, m in enumerate(raw)]
+        with self.store.transaction():
+            self.store.put_thread(thread)
+            for message in messages:
+                self.store.put_message(message)
+        return thread
+
+    def _op_create_thread(self, params: Any, body: dict[str, Any], query: Any) -> dict[str, Any]:
+        return self._new_thread(body)
+
+    def _op_retrieve_thread(self, params: Any, body: Any, query: Any) -> dict[str, Any]:
+        return self._thread(_param(params, "thread_id"))
+
+    def _op_modify_thread(self, params: Any, body: dict[str, Any], query: Any) -> dict[str, Any]:
+        thread = self._thread(_param(params, "thread_id"))
+        if "metadata" in body:
+            thread["metadata"] = obj.check_metadata(body["metadata"])
+        if "tool_resources" in body:
+            thread["tool_resources"] = dict(body["tool_resources"] or {})
+        self.store.put_thread(thread)
+        return thread
+
+    def _op_delete_thread(self, params: Any, body: Any, query: Any) -> dict[str, Any]:
+        thread_id = self._thread(_param(params, "thread_id"))["id"]
+        self._check_no_active_run(thread_id, "delete")
+        self.store.delete_thread(thread_id)
+        return {"id": thread_id, "object": "thread.deleted", "deleted": True}
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def _op_create_message(self, params: Any, body: dict[str, Any], query: Any) -> dict[str, Any]:
+        thread_id = self._thread(_param(params, "thread_id"))["id"]
+        self._check_no_active_run(thread_id, "add messages to")
+        message = obj.new_message(thread_id, body)
+        self.store.put_message(message)
+        return message
+
+    def _message(self, params: Mapping[str, str]) -> dict[str, Any]:
+        thread_id, message_id = _param(params, "thread_id"), _param(params, "message_id")
+        run_id = self.runs.by_thread.get(thread_id)
+        live = self.runs.active[run_id].message if run_id else None
+        if live is not None and live["id"] == message_id:
+            return self.runs.live_message(self.runs.active[run_id])
+        found = self.store.get_message(thread_id, message_id)
+        if found is None:
+            self._thread(thread_id)
+            raise NotFoundError(f"No message found with id '{message_id}'.")
+        return found
+
+    def _op_retrieve_message(self, params: Any, body: Any, query: Any) -> dict[str, Any]:
+        return self._message(params)
+
+    def _op_modify_message(self, params: Any, body: dict[str, Any], query: Any) -> dict[str, Any]:
+        message = self._message(params)
+        if message["status"] == "in_progress":
+            raise BadRequestError(f"Can't modify message {message['id']} while it is being written.")
+        if "metadata" in body:
+            message["metadata"] = obj.check_metadata(body["metadata"])
+        self.store.put_message(message)
+        return message
+
+    def _op_delete_message(self, params: Any, body: Any, query: Any) -> dict[str, Any]:
+        message = self._message(params)
+        if message["status"] == "in_progress":
+            raise BadRequestError(f"Can't delete message {message['id']} while it is being written.")
+        self.store.delete_message(message["thread_id"], message["id"])
+        return {"id": message["id"], "object": "thread.message.deleted", "deleted": True}
+
+    def _op_list_messages(self, params: Any, body: Any, query: Mapping[str, Any]) -> dict[str, Any]:
+        thread_id = self._thread(_param(params, "thread_id"))["id"]
+        return self.store.list_messages(thread_id, run_id=query.get("run_id"), **_page(query))
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def _op_create_run(self, params: Any, body: dict[str, Any], query: Any) -> ActiveRun:
+        thread_id = self._thread(_param(params, "thread_id"))["id"]
+        self._check_no_active_run(thread_id, "run")
+        assistant = self._assistant(body.get("assistant_id"))
+        run = obj.new_run(thread_id, assistant, body, self.expires_after)
+        extra = body.get("additional_messages") or []
+        if not isinstance(extra, list):
+            raise BadRequestError("Invalid 'additional_messages': expected an array.",
+                                  param="additional_messages")
+        messages = [obj.new_message(thread_id, m, f"additional_messages[{i}]")
+                    for i, m in enumerate(extra)]
+        with self.store.transaction():
+            for message in messages:
+                self.store.put_message(message)
+            self.store.put_run(run)
+        return self.runs.start(run)
+
+    def _op_create_thread_and_run(self, params: Any, body: dict[str, Any], query: Any) -> ActiveRun:
+        assistant = self._assistant(body.get("assistant_id"))
+        thread_body = body.get("thread") or {}
+        if not isinstance(thread_body, Mapping):
+            raise BadRequestError("Invalid 'thread': expected an object.", param="thread")
+        run = obj.new_run("", assistant, body, self.expires_after)  # validated before any write
+        with self.store.transaction():
+            thread = self._new_thread(thread_body)
+            run["thread_id"] = thread["id"]
+            self.store.put_run(run)
+        return self.runs.start(run, thread=thread)
+
+    def _op_retrieve_run(self, params: Any, body: Any, query: Any) -> dict[str, Any]:
+        return snapshot(self._run(params))
+
+    def _op_modify_run(self, params: Any, body: dict[str, Any], query: Any) -> dict[str, Any]:
+        run = self._run(params)
+        if "metadata" in body:
+            run["metadata"] = obj.check_metadata(body["metadata"])
+        self.store.put_run(run)
+        return snapshot(run)
+
+    def _op_list_runs(self, params: Any, body: Any, query: Mapping[str, Any]) -> dict[str, Any]:
+        thread_id = self._thread(_param(params, "thread_id"))["id"]
+        page = self.store.list_runs(thread_id, **_page(query))
+        page["data"] = [
+            snapshot(self.runs.active[r["id"]].run) if r["id"] in self.runs.active else r for r in page["data"]
+        ]
+        return page
+
+    def _op_cancel_run(self, params: Any, body: Any, query: Any) -> dict[str, Any]:
+        run = self._run(params)
+        active = self.runs.active.get(run["id"])
+        if active is None:
+            raise BadRequestError(f"Cannot cancel run with status '{run['status']}'.")
+        self.runs.cancel(active)
+        return snapshot(run)
+
+    def _op_submit_tool_outputs(self, params: Any, body: dict[str, Any], query: Any) -> ActiveRun:
+        run = self._run(params)
+        active = self.runs.active.get(run["id"])
+        if active is None or run["status"] != "requires_action" or active.tool_step is None:
+            raise BadRequestError(
+                f'Runs in status "{run["status"]}" do not accept tool outputs.'
+            )
+        outputs = body.get("tool_outputs")
+        if not isinstance(outputs, list):
+            raise BadRequestError("Missing required parameter: 'tool_outputs'.",
+                                  param="tool_outputs")
+        calls = {c["id"]: c for c in active.tool_step["step_details"]["tool_calls"]}
+        given: dict[str, str] = {}
+        for i, item in enumerate(outputs):
+            if not isinstance(item, Mapping) or not isinstance(item.get("tool_call_id"), str):
+                raise BadRequestError(f"Missing required parameter: 'tool_outputs[{i}].tool_call_id'.",
+                                      param="tool_outputs")
+            if item["tool_call_id"] not in calls:
+                raise BadRequestError(
+                    f"No tool call found with id '{item['tool_call_id']}' on run {run['id']}.",
+                    param="tool_outputs",
+                )
+            output = item.get("output")
+            if not isinstance(output, str):
+                raise BadRequestError(
+                    f"Invalid 'tool_outputs[{i}].output': expected a string, got "
+                    f"{type(output).__name__}.",
+                    param="tool_outputs",
+                )
+            given[item["tool_call_id"]] = output
+        missing = [cid for cid in calls if cid not in given]
+        if missing:
+            raise BadRequestError(
+                f"Expected tool outputs for call_ids {list(calls)}, got {list(given)}.",
+                param="tool_outputs",
+            )
+        self.runs.submit(active, given)
+        return active
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _op_list_run_steps(self, params: Any, body: Any, query: Mapping[str, Any]) -> dict[str, Any]:
+        run = self._run(params)
+        return self.store.list_steps(run["thread_id"], run["id"], **_page(query))
+
+    def _op_retrieve_run_step(self, params: Any, body: Any, query: Any) -> dict[str, Any]:
+        run = self._run(params)
+        step_id = _param(params, "step_id")
+        active = self.runs.active.get(run["id"])
+        if active is not None:
+            for live in (active.message_step, active.tool_step):
+                if live is not None and live["id"] == step_id:
+                    return snapshot(live)
+        found = self.store.get_step(run["thread_id"], run["id"], step_id)
+        if found is None:
+            raise NotFoundError(f"No run step found with id '{step_id}'.")
+        return found
+
+def _page(query: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: query.get(key) for key in ("limit", "order", "after", "before")}

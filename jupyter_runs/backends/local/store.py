@@ -1,0 +1,428 @@
+"""SQLite store of the embedded engine: assistants, threads, messages, runs and run steps.
+
+Each object is kept as its wire JSON in a ``data`` column, next to the few columns that lists sort
+and filter on (thread, run, status, created_at). Keeping the wire JSON whole means an object comes
+back exactly as it was sent, and new spec fields need no migration.
+
+Durability rules: messages and steps are written when they complete (never per delta) and every
+multi-row change is one transaction, so a crash loses at most the reply being streamed, never half
+of one. WAL with ``synchronous=NORMAL`` survives a killed process (not a power cut), at a fraction
+of the cost of a full fsync per write. Runs record the process that owns them; when a store is
+opened, runs whose owner died mid-run are marked ``failed`` ("interrupted").
+
+The store is synchronous and not thread-safe: the engine uses it from one thread (the portal loop).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ...errors import BadRequestError
+
+#: Run statuses that mean the run still needs a live engine.
+ACTIVE_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
+
+INTERRUPTED_ERROR = {
+    "code": "server_error",
+    "message": "interrupted: the engine stopped while this run was in progress",
+}
+
+# Forward migrations, applied in order; ``PRAGMA user_version`` is the number applied. Never edit
+# one that has shipped: append a new one.
+_V1 = """
+CREATE TABLE assistants (
+    id TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE threads (
+    id TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE messages (
+    id TEXT PRIMARY KEY,
+    thread_id TEXT NOT NULL REFERENCES threads(id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY,
+    thread_id TEXT NOT NULL REFERENCES threads(id) ON DELETE CASCADE,
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE run_steps (
+    id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    thread_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX messages_thread ON messages(thread_id, created_at);
+CREATE INDEX runs_thread ON runs(thread_id, created_at);
+CREATE INDEX run_steps_run ON run_steps(run_id, created_at);
+"""
+
+# v2: filter messages by run (``list_messages?run_id=``), find unfinished runs on open without a
+# scan, and record which process owns a run so a second process never "recovers" a live run.
+_V2 = """
+ALTER TABLE messages ADD COLUMN run_id TEXT;
+UPDATE messages SET run_id = json_extract(data, '$.run_id');
+CREATE INDEX messages_run ON messages(run_id);
+CREATE INDEX runs_status ON runs(status);
+ALTER TABLE runs ADD COLUMN owner TEXT;
+"""
+
+MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [_V1, _V2]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# Tokens of the stores open in this process: a run owned by one of them is alive.
+_LIVE_OWNERS: set[str] = set()
+
+
+def default_store_path() -> Path:
+    """``$JUPYTER_RUNS_STORE``, else ``<jupyter data dir>/jupyter_runs/threads.sqlite3``."""
+    env = os.environ.get("JUPYTER_RUNS_STORE")
+    if env:
+        return Path(env).expanduser()
+    try:
+        from jupyter_core.paths import jupyter_data_dir
+
+        base = Path(jupyter_data_dir())
+    except ImportError:
+        base = Path.home() / ".local" / "share" / "jupyter"
+    return base / "jupyter_runs" / "threads.sqlite3"
+
+
+def new_id(prefix: str) -> str:
+    """An id in the API's style: ``prefix_`` + 24 random hex digits."""
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+def migrate(conn: sqlite3.Connection, upto: int | None = None) -> int:
+    """Apply the migrations the database lacks (up to ``upto``); return the version reached."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    target = SCHEMA_VERSION if upto is None else upto
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"store schema version {version} is newer than this jupyter_runs understands "
+            f"({SCHEMA_VERSION}); upgrade jupyter_runs"
+        )
+    for number in range(version + 1, target + 1):
+        step = MIGRATIONS[number - 1]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if callable(step):
+                step(conn)
+            else:
+                for statement in step.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return max(version, target)
+
+
+def _owner_alive(owner: str | None) -> bool:
+    if not owner:
+        return False
+    pid_text, _, token = owner.partition(":")
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return owner in _LIVE_OWNERS
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+class Store:
+    """One SQLite file (or ``":memory:"``) holding every object of the embedded engine."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        if path is None:
+            path = default_store_path()
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self.path = str(Path(self.path).expanduser())
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly the
+        # block that needs one. check_same_thread=False: created on the caller's thread, used on
+        # the portal thread (never two at once).
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._conn.execute("PRAGMA busy_timeout = 5000")
+        if self.path != ":memory:":
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._depth = 0
+        migrate(self._conn)
+        self.owner = f"{os.getpid()}:{secrets.token_hex(6)}"
+        _LIVE_OWNERS.add(self.owner)
+        self.recovered = self.recover_interrupted()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._conn
+
+    def close(self) -> None:
+        _LIVE_OWNERS.discard(self.owner)
+        self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all (nested blocks join the outer one)."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self._conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self._conn.execute("COMMIT")
+
+    def integrity_check(self) -> str:
+        return self._conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+    def schema_version(self) -> int:
+        return self._conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def _get(self, table: str, ident: str, **where: str) -> dict[str, Any] | None:
+        sql = f"SELECT data FROM {table} WHERE id = ?"
+        args: list[Any] = [ident]
+        for column, value in where.items():
+            sql += f" AND {column} = ?"
+            args.append(value)
+        row = self._conn.execute(sql, args).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def _delete(self, table: str, ident: str) -> bool:
+        return self._conn.execute(f"DELETE FROM {table} WHERE id = ?", (ident,)).rowcount > 0
+
+    def _put(self, table: str, obj: Mapping[str, Any], **columns: Any) -> None:
+        # An upsert (not INSERT OR REPLACE) keeps the rowid, which orders rows created in the
+        # same second.
+        names = ["id", "created_at", "data", *columns]
+        values = [obj["id"], obj["created_at"], json.dumps(obj, separators=(",", ":")),
+                  *columns.values()]
+        updates = ", ".join(f"{n} = excluded.{n}" for n in names[1:])
+        self._conn.execute(
+            f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+            f"ON CONFLICT(id) DO UPDATE SET {updates}",
+            values,
+        )
+
+    def _page(
+        self,
+        table: str,
+        where: Mapping[str, Any],
+        *,
+        limit: Any = 20,
+        order: Any = "desc",
+        after: str | None = None,
+        before: str | None = None,
+    ) -> dict[str, Any]:
+        limit, order = _page_args(limit, order)
+        clauses = [f"{column} = ?" for column in where]
+        args: list[Any] = list(where.values())
+        descending = order == "desc"
+        for name, cursor in (("after", after), ("before", before)):
+            if not cursor:
+                continue
+            row = self._conn.execute(
+                f"SELECT created_at, rowid FROM {table} WHERE id = ?", (cursor,)
+            ).fetchone()
+            if row is None:
+                raise BadRequestError(
+                    f"Invalid '{name}': no object with id '{cursor}' in this list.", param=name
+                )
+            # "after" follows the list's order; "before" goes against it.
+            smaller = (name == "after") == descending
+            clauses.append(f"(created_at, rowid) {'<' if smaller else '>'} (?, ?)")
+            args.extend(row)
+        # "before" alone pages backwards: fetch the nearest rows, then restore the list's order.
+        backwards = bool(before) and not after
+        scan_desc = descending != backwards
+        direction = "DESC" if scan_desc else "ASC"
+        sql = f"SELECT data FROM {table}"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += f" ORDER BY created_at {direction}, rowid {direction} LIMIT ?"
+        rows = self._conn.execute(sql, [*args, limit + 1]).fetchall()
+        has_more = len(rows) > limit
+        data = [json.loads(r[0]) for r in rows[:limit]]
+        if backwards:
+            data.reverse()
+        return {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": has_more,
+        }
+
+    # -- assistants -------------------------------------------------------------------------
+
+    def put_assistant(self, assistant: Mapping[str, Any]) -> None:
+        self._put("assistants", assistant)
+
+    def get_assistant(self, assistant_id: str) -> dict[str, Any] | None:
+        return self._get("assistants", assistant_id)
+
+    def delete_assistant(self, assistant_id: str) -> bool:
+        return self._delete("assistants", assistant_id)
+
+    def list_assistants(self, **page: Any) -> dict[str, Any]:
+        return self._page("assistants", {}, **page)
+
+    # -- threads ----------------------------------------------------------------------------
+
+    def put_thread(self, thread: Mapping[str, Any]) -> None:
+        self._put("threads", thread)
+
+    def get_thread(self, thread_id: str) -> dict[str, Any] | None:
+        return self._get("threads", thread_id)
+
+    def delete_thread(self, thread_id: str) -> bool:
+        return self._delete("threads", thread_id)
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def put_message(self, message: Mapping[str, Any]) -> None:
+        self._put("messages", message, thread_id=message["thread_id"], run_id=message.get("run_id"))
+
+    def get_message(self, thread_id: str, message_id: str) -> dict[str, Any] | None:
+        return self._get("messages", message_id, thread_id=thread_id)
+
+    def delete_message(self, thread_id: str, message_id: str) -> bool:
+        return self._conn.execute(
+            "DELETE FROM messages WHERE id = ? AND thread_id = ?", (message_id, thread_id)
+        ).rowcount > 0
+
+    def list_messages(self, thread_id: str, run_id: str | None = None, **page: Any) -> dict[str, Any]:
+        where = {"thread_id": thread_id}
+        if run_id:
+            where["run_id"] = run_id
+        return self._page("messages", where, **page)
+
+    def thread_messages(self, thread_id: str) -> list[dict[str, Any]]:
+        """Every message of a thread, oldest first (to rebuild the conversation)."""
+        rows = self._conn.execute(
+            "SELECT data FROM messages WHERE thread_id = ? ORDER BY created_at, rowid", (thread_id,)
+        )
+        return [json.loads(r[0]) for r in rows]
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def put_run(self, run: Mapping[str, Any]) -> None:
+        owner = self.owner if run["status"] in ACTIVE_STATUSES else None
+        self._put("runs", run, thread_id=run["thread_id"], status=run["status"], owner=owner)
+
+    def get_run(self, thread_id: str, run_id: str) -> dict[str, Any] | None:
+        return self._get("runs", run_id, thread_id=thread_id)
+
+    def list_runs(self, thread_id: str, **page: Any) -> dict[str, Any]:
+        return self._page("runs", {"thread_id": thread_id}, **page)
+
+    # -- run steps --------------------------------------------------------------------------
+
+    def put_step(self, step: Mapping[str, Any]) -> None:
+        self._put("run_steps", step, run_id=step["run_id"], thread_id=step["thread_id"])
+
+    def get_step(self, thread_id: str, run_id: str, step_id: str) -> dict[str, Any] | None:
+        return self._get("run_steps", step_id, thread_id=thread_id, run_id=run_id)
+
+    def list_steps(self, thread_id: str, run_id: str, **page: Any) -> dict[str, Any]:
+        return self._page("run_steps", {"thread_id": thread_id, "run_id": run_id}, **page)
+
+    def run_steps(self, run_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """The steps of several runs, oldest first, by run id."""
+        ids = list(run_ids)
+        out: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+        if not ids:
+            return out
+        rows = self._conn.execute(
+            f"SELECT run_id, data FROM run_steps WHERE run_id IN ({', '.join('?' * len(ids))}) "
+            "ORDER BY created_at, rowid",
+            ids,
+        )
+        for run_id, data in rows:
+            out[run_id].append(json.loads(data))
+        return out
+
+    # -- recovery ---------------------------------------------------------------------------
+
+    def recover_interrupted(self) -> list[str]:
+        """Mark runs left unfinished by a process that died as ``failed``; return their ids."""
+        placeholders = ", ".join("?" * len(ACTIVE_STATUSES))
+        rows = self._conn.execute(
+            f"SELECT id, owner, data FROM runs WHERE status IN ({placeholders})", ACTIVE_STATUSES
+        ).fetchall()
+        dead = [(rid, json.loads(data)) for rid, owner, data in rows if not _owner_alive(owner)]
+        if not dead:
+            return []
+        now = int(time.time())
+        with self.transaction():
+            for run_id, run in dead:
+                run.update(status="failed", failed_at=now, required_action=None, expires_at=None,
+                           last_error=dict(INTERRUPTED_ERROR))
+                self.put_run(run)
+                for (data,) in self._conn.execute(
+                    "SELECT data FROM run_steps WHERE run_id = ?", (run_id,)
+                ).fetchall():
+                    step = json.loads(data)
+                    if step["status"] == "in_progress":
+                        step.update(status="failed", failed_at=now,
+                                    last_error=dict(INTERRUPTED_ERROR))
+                        self.put_step(step)
+        return [rid for rid, _ in dead]
+
+
+def _page_args(limit: Any, order: Any) -> tuple[int, str]:
+    try:
+        limit = 20 if limit is None else int(limit)
+    except (TypeError, ValueError):
+        raise BadRequestError(f"Invalid 'limit': expected an integer, got {limit!r}.", param="limit") from None
+    if not 1 <= limit <= 100:
+        raise BadRequestError(
+            f"Invalid 'limit': integer below minimum value or above maximum value (1-100), got {limit}.",
+            param="limit",
+        )
+    order = order or "desc"
+    if order not in ("asc", "desc"):
+        raise BadRequestError(
+            f"Invalid 'order': expected 'asc' or 'desc', got {order!r}.", param="order"
+        )
+    return limit, order

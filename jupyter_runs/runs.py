@@ -1,0 +1,521 @@
+"""Run and RunStream: the seed's object model (R ``openaiapi``) in Python.
+
+``Run`` polls; ``RunStream`` folds a live event stream. Both perform the tool calls of
+``requires_action`` and carry on until the run ends. The async methods are the core; each sync
+method does the I/O on the portal loop but keeps callbacks and tool calls on the *caller's*
+thread, because user code is rarely thread-safe (in a notebook that is the kernel's main thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import _portal
+from .errors import RunError, RunTimeoutError, StreamError
+from .events import RunState, fold
+from .tools import ToolCallRecord, ToolRunner
+from .wire import TERMINAL_STATUSES, Assistant, Event, RunStep, Thread, wrap
+from .wire import Run as RunObject
+
+if TYPE_CHECKING:
+    from .client import AsyncClient, Client
+
+Callback = Callable[[Any], Any]
+
+
+def _as_async(client: Client | AsyncClient) -> AsyncClient:
+    return getattr(client, "_async", client)
+
+
+def _id(obj: Any) -> str | None:
+    return obj if obj is None or isinstance(obj, str) else obj["id"]
+
+
+def default_env(depth: int = 1) -> Mapping[str, Any]:
+    """The namespace tool calls resolve in: IPython's user namespace inside IPython, else the
+    globals of the frame ``depth`` levels above the caller."""
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:  # pragma: no cover - IPython is a dependency of ipywidgets
+        shell = None
+    if shell is not None:
+        return shell.user_ns
+    return sys._getframe(depth + 1).f_globals
+
+
+class Run:
+    """A run on a thread. ``Run(client, thread_id, run_id=...)`` retrieves one,
+    ``Run(client, thread_id, assistant_id=..., **params)`` creates one. Every field of the run
+    object reads as an attribute (``run.status``, ``run.usage``...), from the latest snapshot."""
+
+    def __init__(
+        self,
+        client: Client | AsyncClient,
+        thread_id: Any = None,
+        run_id: str | None = None,
+        assistant_id: Any = None,
+        **params: Any,
+    ) -> None:
+        self._client = _as_async(client)
+        self._data = RunObject()
+        thread_id = _id(thread_id)
+        if run_id is not None:
+            self._set(_portal.call(lambda: self._client.runs._call(
+                "retrieve_run", {"thread_id": thread_id, "run_id": run_id})))
+        elif assistant_id is not None and thread_id is not None:
+            body = {"assistant_id": _id(assistant_id), **params}
+            self._set(_portal.call(lambda: self._client.runs._call(
+                "create_run", {"thread_id": thread_id}, body=body)))
+        else:
+            raise TypeError("Run(client, thread_id, run_id=...) or Run(client, thread_id, assistant_id=..., ...)")
+
+    @classmethod
+    def _from_data(cls, client: AsyncClient, data: Mapping[str, Any]) -> Run:
+        run = cls.__new__(cls)
+        run._client = client
+        run._data = RunObject()
+        run._set(data)
+        return run
+
+    def _set(self, data: Mapping[str, Any]) -> None:
+        self._data = data if isinstance(data, RunObject) else RunObject(data)
+
+    @property
+    def data(self) -> RunObject:
+        """The latest run object."""
+        return self._data
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        data = self.data
+        if name in RunObject.fields or name in data:
+            return getattr(data, name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self.data.get('id')!r}, status={self.data.get('status')!r})"
+
+    def _params(self) -> dict[str, str]:
+        return {"thread_id": self.data["thread_id"], "run_id": self.data["id"]}
+
+    def _runner(self, env: Mapping[str, Any] | None, runner: ToolRunner | None) -> ToolRunner:
+        if runner is not None:
+            return runner
+        return ToolRunner(env=env, tools=self._client._callables.values())
+
+    # -- retrieve / modify / cancel ----------------------------------------------------------
+    async def retrieve_async(self) -> Run:
+        self._set(await self._client.runs._call("retrieve_run", self._params()))
+        return self
+
+    def retrieve(self) -> Run:
+        """Fetch the run's latest state."""
+        return _portal.call(self.retrieve_async)
+
+    def retrieve_status(self) -> str:
+        """The run's up-to-date status."""
+        return self.retrieve().data["status"]
+
+    async def modify_async(self, **params: Any) -> Run:
+        self._set(await self._client.runs._call("modify_run", self._params(), body=params))
+        return self
+
+    def modify(self, **params: Any) -> Run:
+        """Modify the run (its ``metadata``)."""
+        return _portal.call(lambda: self.modify_async(**params))
+
+    async def cancel_async(self) -> Run:
+        self._set(await self._client.runs._call("cancel_run", self._params()))
+        return self
+
+    def cancel(self) -> Run:
+        """Cancel the run (it passes through ``cancelling`` to ``cancelled``)."""
+        return _portal.call(self.cancel_async)
+
+    async def list_steps_async(self, **query: Any) -> list[RunStep]:
+        return await self._client.steps.list(self.data["thread_id"], self.data["id"], **query).to_list()
+
+    def list_steps(self, **query: Any) -> list[RunStep]:
+        """All steps of the run (every page)."""
+        return _portal.call(lambda: self.list_steps_async(**query))
+
+    def thread(self) -> Thread:
+        """The run's thread."""
+        return _portal.call(lambda: self._client.threads.retrieve(self.data["thread_id"]))
+
+    def assistant(self) -> Assistant:
+        """The run's assistant."""
+        return _portal.call(lambda: self._client.assistants.retrieve(self.data["assistant_id"]))
+
+    # -- tool calls ---------------------------------------------------------------------------
+    def _pending_calls(self) -> list[dict[str, Any]]:
+        action = self.data.get("required_action") or {}
+        return list((action.get("submit_tool_outputs") or {}).get("tool_calls") or [])
+
+    def do_tool_calls(
+        self, env: Mapping[str, Any] | None = None, *, runner: ToolRunner | None = None
+    ) -> list[dict[str, str]]:
+        """Run the pending tool calls (on this thread) and return the tool outputs to submit."""
+        env = env if env is not None else default_env()
+        records = self._runner(env, runner).run_sync(self.data, self._pending_calls())
+        return [r.to_output() for r in records]
+
+    async def do_tool_calls_async(
+        self, env: Mapping[str, Any] | None = None, *, runner: ToolRunner | None = None
+    ) -> list[dict[str, str]]:
+        env = env if env is not None else default_env()
+        records = await self._runner(env, runner).run_async(self.data, self._pending_calls())
+        return [r.to_output() for r in records]
+
+    async def submit_tool_outputs_async(
+        self, tool_outputs: list[Mapping[str, Any]], stream: bool = False
+    ) -> Run | RunStream:
+        if stream:
+            params, backend = self._params(), self._client.backend
+            body = {"tool_outputs": list(tool_outputs), "stream": True}
+            return RunStream(self._client, params["thread_id"], opener=lambda: backend.stream(
+                "submit_tool_outputs", params, body=body))
+        self._set(await self._client.runs._call(
+            "submit_tool_outputs", self._params(), body={"tool_outputs": list(tool_outputs)}))
+        return self
+
+    def submit_tool_outputs(self, tool_outputs: list[Mapping[str, Any]], stream: bool = False) -> Run | RunStream:
+        """Submit tool outputs; ``stream=True`` returns a :class:`RunStream` of the continuation."""
+        return _portal.call(lambda: self.submit_tool_outputs_async(tool_outputs, stream))
+
+    # -- waiting ------------------------------------------------------------------------------
+    def _interval(self, response: Any, poll_interval: float | None) -> float:
+        if poll_interval is not None:
+            return poll_interval
+        headers = getattr(response, "headers", None) or {}
+        ms = headers.get("openai-poll-after-ms")
+        if ms:
+            try:
+                return int(ms) / 1000
+            except ValueError:
+                pass
+        return float(getattr(self._client.backend, "poll_interval", 1.0))
+
+    async def _poll(self, deadline: float | None, poll_interval: float | None) -> None:
+        """Poll until the run requires action or ends; raise RunTimeoutError past the deadline."""
+        while True:
+            response = await self._client.backend.call("retrieve_run", self._params())
+            self._set(response)
+            status = self.data["status"]
+            if status == "requires_action" or status in TERMINAL_STATUSES:
+                return
+            delay = self._interval(response, poll_interval)
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RunTimeoutError(
+                        f"run {self.data['id']} on {self.data['thread_id']} still {status} after the timeout",
+                        run=self.data, status=status,
+                    )
+                delay = min(delay, left)
+            await asyncio.sleep(delay)
+
+    def _finish(self) -> Run:
+        if self.data["status"] == "completed":
+            return self
+        raise RunError.from_run(self.data)
+
+    def wait(
+        self,
+        env: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        *,
+        poll_interval: float | None = None,
+        runner: ToolRunner | None = None,
+    ) -> Run:
+        """Poll until the run ends, doing its tool calls from ``env`` on this thread.
+
+        Returns the run when ``completed``; raises :class:`RunError` for failed, cancelled, expired
+        and incomplete runs, :class:`RunTimeoutError` when ``timeout`` seconds pass first. Ctrl-C
+        cancels the run.
+        """
+        env = env if env is not None else default_env()
+        runner = self._runner(env, runner)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                _portal.call(lambda: self._poll(deadline, poll_interval))
+                if self.data["status"] != "requires_action":
+                    return self._finish()
+                records = runner.run_sync(self.data, self._pending_calls())
+                outputs = [r.to_output() for r in records]
+                _portal.call(lambda outputs=outputs: self.submit_tool_outputs_async(outputs))
+        except KeyboardInterrupt:
+            self._cancel_quietly_sync()
+            raise
+
+    async def wait_async(
+        self,
+        env: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        *,
+        poll_interval: float | None = None,
+        runner: ToolRunner | None = None,
+    ) -> Run:
+        """``wait`` as a coroutine (the seed's ``await``), tool calls on the caller's loop."""
+        env = env if env is not None else default_env()
+        runner = self._runner(env, runner)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            await self._poll(deadline, poll_interval)
+            if self.data["status"] != "requires_action":
+                return self._finish()
+            records = await runner.run_async(self.data, self._pending_calls())
+            await self.submit_tool_outputs_async([r.to_output() for r in records])
+
+    def _cancel_quietly_sync(self) -> None:
+        if self.data.get("id") and self.data.get("status") not in TERMINAL_STATUSES:
+            try:
+                self.cancel()
+            except Exception:
+                pass
+
+    async def _cancel_quietly(self) -> None:
+        if self.data.get("id") and self.data.get("status") not in TERMINAL_STATUSES:
+            try:
+                await self.cancel_async()
+            except Exception:
+                pass
+
+
+_HANDLERS = ("on_event", "on_message_delta", "on_message", "on_run_step_delta", "on_run_step", "on_tool_call")
+
+
+class RunStream(Run):
+    """A streamed run: events are folded into ``state`` as they arrive and handed to callbacks.
+
+    The request opens when the stream is consumed (``until_done``, ``stream_async``, iteration).
+    After ``thread.run.requires_action`` the tool calls are done and the run continues through
+    ``submit_tool_outputs(stream=True)`` until it ends. A callback that raises stops the stream with
+    that exception and the run is cancelled.
+    """
+
+    def __init__(
+        self,
+        client: Client | AsyncClient,
+        thread_id: str | None,
+        opener: Callable[[], AsyncIterator[Event]],
+    ) -> None:
+        self._client = _as_async(client)
+        self._thread_id = thread_id
+        self._opener: Callable[[], AsyncIterator[Event]] | None = opener
+        self.state = RunState()
+        self._finished: concurrent.futures.Future[RunObject] | None = None
+        self._driver_thread: threading.Thread | None = None
+        self._driver_is_async = False
+
+    @property
+    def data(self) -> RunObject:
+        run = self.state.run
+        if run is None:
+            return RunObject({"thread_id": self._thread_id} if self._thread_id else {})
+        return run if isinstance(run, RunObject) else RunObject(run)
+
+    def _set(self, data: Mapping[str, Any]) -> None:
+        if (self.state.run or {}).get("status") not in TERMINAL_STATUSES:  # a late cancel reply must not undo the stream's end
+            self.state.run = dict(data)
+
+    @property
+    def event_data(self) -> dict[str, Any]:
+        """Thread, run, messages and steps accumulated from the stream (the seed's ``event_data``)."""
+        return {
+            "thread": wrap(self.state.thread) if self.state.thread else None,
+            "run": self.data,
+            "messages": [wrap(m) for m in self.state.messages.values()],
+            "steps": [wrap(s) for s in self.state.steps.values()],
+        }
+
+    @property
+    def thread_id(self) -> str | None:
+        return self.data.get("thread_id") or self._thread_id
+
+    # -- the shared per-event work -----------------------------------------------------------
+    def _handle(self, event: Event, handlers: Mapping[str, Callback | None]) -> None:
+        name, data = event.event, event.data
+        if name == "error":
+            err = data.get("error", data) if isinstance(data, dict) else {}
+            raise StreamError(f"error event: {err.get('message', data)}", code=err.get("code"), event=name, data=data)
+        touched = fold(self.state, name, data)
+        if handlers.get("on_event"):
+            handlers["on_event"](event)
+        if touched is None:
+            return
+        if name == "thread.message.delta":
+            if handlers.get("on_message_delta"):
+                handlers["on_message_delta"](wrap(data))
+        elif name == "thread.run.step.delta":
+            if handlers.get("on_run_step_delta"):
+                handlers["on_run_step_delta"](wrap(data))
+        elif name.startswith("thread.message."):
+            if handlers.get("on_message"):
+                handlers["on_message"](wrap(touched))
+        elif name.startswith("thread.run.step."):
+            if handlers.get("on_run_step"):
+                handlers["on_run_step"](wrap(touched))
+
+    def _continuation(self, records: list[ToolCallRecord], handlers: Mapping[str, Callback | None]) -> None:
+        if handlers.get("on_tool_call"):
+            for record in records:
+                handlers["on_tool_call"](record)
+        params, backend = self._params(), self._client.backend
+        body = {"tool_outputs": [r.to_output() for r in records], "stream": True}
+        self._opener = lambda: backend.stream("submit_tool_outputs", params, body=body)
+
+    def _claim(self, is_async: bool) -> concurrent.futures.Future[RunObject]:
+        if self._finished is not None:
+            raise RuntimeError("this RunStream is already being consumed; use wait_async() / wait() to await it")
+        self._finished = concurrent.futures.Future()
+        self._driver_thread = threading.current_thread()
+        self._driver_is_async = is_async
+        return self._finished
+
+    # -- drivers ------------------------------------------------------------------------------
+    async def stream_async(
+        self,
+        on_message_delta: Callback | None = None,
+        on_message: Callback | None = None,
+        on_run_step_delta: Callback | None = None,
+        on_run_step: Callback | None = None,
+        on_event: Callback | None = None,
+        env: Mapping[str, Any] | None = None,
+        *,
+        on_tool_call: Callback | None = None,
+        runner: ToolRunner | None = None,
+    ) -> RunObject:
+        """Stream the run on the caller's loop; tool calls run there too. Returns the final run."""
+        handlers = dict(zip(_HANDLERS, (on_event, on_message_delta, on_message, on_run_step_delta,
+                                        on_run_step, on_tool_call)))
+        env = env if env is not None else default_env()
+        runner = self._runner(env, runner)
+        finished = self._claim(is_async=True)
+        try:
+            while self._opener is not None:
+                opener, self._opener = self._opener, None
+                events = opener()
+                try:
+                    async for event in events:
+                        self._handle(event, handlers)
+                finally:
+                    await events.aclose()
+                if self.data.get("status") == "requires_action":
+                    records = await runner.run_async(self.data, self._pending_calls())
+                    self._continuation(records, handlers)
+        except BaseException as exc:
+            await self._cancel_quietly()
+            finished.set_exception(exc)
+            raise
+        finished.set_result(self.data)
+        return self.data
+
+    def until_done(
+        self,
+        on_message_delta: Callback | None = None,
+        on_message: Callback | None = None,
+        on_run_step_delta: Callback | None = None,
+        on_run_step: Callback | None = None,
+        on_event: Callback | None = None,
+        env: Mapping[str, Any] | None = None,
+        *,
+        on_tool_call: Callback | None = None,
+        runner: ToolRunner | None = None,
+    ) -> RunObject:
+        """Stream the run to its end, blocking; callbacks and tool calls run on this thread."""
+        handlers = dict(zip(_HANDLERS, (on_event, on_message_delta, on_message, on_run_step_delta,
+                                        on_run_step, on_tool_call)))
+        env = env if env is not None else default_env()
+        runner = self._runner(env, runner)
+        finished = self._claim(is_async=False)
+        try:
+            while self._opener is not None:
+                opener, self._opener = self._opener, None
+                events = _portal.iterate(opener)
+                try:
+                    for event in events:
+                        self._handle(event, handlers)
+                finally:
+                    events.close()
+                if self.data.get("status") == "requires_action":
+                    records = runner.run_sync(self.data, self._pending_calls())
+                    self._continuation(records, handlers)
+        except BaseException as exc:
+            self._cancel_quietly_sync()
+            finished.set_exception(exc)
+            raise
+        finished.set_result(self.data)
+        return self.data
+
+    def __iter__(self):
+        """Iterate the raw events of the stream (no tool calls are made: submit them yourself)."""
+        opener, self._opener = self._opener, None
+        if opener is None:
+            raise RuntimeError("this RunStream was already consumed")
+        for event in _portal.iterate(opener):
+            self._handle(event, {})
+            yield event
+
+    async def __aiter__(self):
+        opener, self._opener = self._opener, None
+        if opener is None:
+            raise RuntimeError("this RunStream was already consumed")
+        events = opener()
+        try:
+            async for event in events:
+                self._handle(event, {})
+                yield event
+        finally:
+            await events.aclose()
+
+    async def wait_async(
+        self,
+        env: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Run:
+        """Wait for the run's end: join the driver that is streaming it (e.g. the magic's
+        background task), or stream it here. Raises :class:`RunError` unless it completed."""
+        if self._finished is None:
+            env = env if env is not None else default_env()
+            await asyncio.wait_for(self.stream_async(env=env, **kwargs), timeout)
+        else:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(self._finished)), timeout)
+        return self._finish()
+
+    def wait(self, env: Mapping[str, Any] | None = None, timeout: float | None = None, **kwargs: Any) -> Run:
+        """Block until the run ends. If the stream is being driven by a task on *this* thread's
+        event loop (a background run in the notebook), blocking would stall that task forever,
+        so this raises at once and says to ``await stream.wait_async()`` instead."""
+        if self._finished is None:
+            env = env if env is not None else default_env()
+            self.until_done(env=env, **kwargs)
+            return self._finish()
+        if self._driver_is_async and self._driver_thread is threading.current_thread() and not self._finished.done():
+            raise RuntimeError(
+                "this run is streaming in the background on this kernel's event loop; a blocking "
+                "wait() here would stop it. Use `await run.wait_async()` in the cell instead."
+            )
+        try:
+            self._finished.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise RunTimeoutError(f"run {self.data.get('id')} still {self.data.get('status')} after the timeout",
+                                  run=self.data, status=self.data.get("status")) from None
+        except BaseException:
+            pass  # the driver's error was raised there; report the run's end state here
+        return self._finish()
+
+    @property
+    def done(self) -> bool:
+        return self._finished is not None and self._finished.done()

@@ -1,0 +1,368 @@
+"""The embedded engine served as the Assistants HTTP API: a small hand-written ASGI app.
+
+Routes come from :data:`jupyter_runs.backends.OPERATIONS` (the one table the HTTP client uses
+too), and each request becomes exactly one ``backend.call`` or ``backend.stream``: the app only
+adapts HTTP (auth, JSON, status codes, SSE, CORS) and holds no Assistants logic.
+
+A streaming response whose client goes away keeps draining the run's events instead of closing the
+stream: under Assistants semantics a run goes on until it ends or is cancelled, and closing the
+backend's stream early could otherwise cut it short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from .backends import OPERATIONS, Backend, Operation
+from .errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    InternalServerError,
+    NotFoundError,
+)
+from .wire import Event
+
+log = logging.getLogger("jupyter_runs.server")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+PREFIX = "/v1"
+MAX_BODY = 32 * 1024 * 1024  # a request body larger than this is refused (413), not buffered
+_ALLOWED_HEADERS = "authorization, content-type, openai-beta, openai-organization, openai-project"
+
+
+class MethodNotAllowedError(APIError):
+    status = 405
+    default_type = "invalid_request_error"
+    allow: tuple[str, ...] = ()  # the methods the path does accept (the Allow header)
+
+
+class PayloadTooLargeError(APIError):
+    status = 413
+    default_type = "invalid_request_error"
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    op: Operation
+    pattern: re.Pattern[str]
+    literal_segments: int  # more literal segments wins: ``/threads/runs`` beats ``/threads/{id}``
+
+
+def _compile(op: Operation) -> _Route:
+    parts = op.path.strip("/").split("/")
+    regex = "/".join(
+        f"(?P<{p[1:-1]}>[^/]+)" if p.startswith("{") and p.endswith("}") else re.escape(p)
+        for p in parts
+    )
+    literal = sum(1 for p in parts if not p.startswith("{"))
+    return _Route(op, re.compile(f"^{re.escape(PREFIX)}/{regex}/?$"), literal)
+
+
+_ROUTES = sorted((_compile(op) for op in OPERATIONS.values()), key=lambda r: -r.literal_segments)
+
+
+def match(method: str, path: str) -> tuple[Operation, dict[str, str]]:
+    """The operation and path parameters for a request; ``NotFoundError`` when no route has the
+    path, ``MethodNotAllowedError`` (naming the allowed methods) when only the method is wrong."""
+    allowed: list[str] = []
+    for route in _ROUTES:
+        found = route.pattern.match(path)
+        if found is None:
+            continue
+        if route.op.method == method:
+            return route.op, found.groupdict()  # scope["path"] is already percent-decoded
+        allowed.append(route.op.method)
+    if allowed:
+        methods = sorted(set(allowed))
+        error = MethodNotAllowedError(f"{method} is not allowed on {path}; use {' or '.join(methods)}",
+                                      code="method_not_allowed")
+        error.allow = tuple(methods)
+        raise error
+    raise NotFoundError(f"Invalid URL ({method} {path})", code="unknown_url")
+
+
+def _query(raw: bytes) -> dict[str, Any]:
+    """Query parameters as strings; a repeated key (``include[]=a&include[]=b``) becomes a list."""
+    out: dict[str, Any] = {}
+    for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        if key in out:
+            prev = out[key]
+            out[key] = [*prev, value] if isinstance(prev, list) else [prev, value]
+        elif key.endswith("[]"):
+            out[key] = [value]
+        else:
+            out[key] = value
+    return out
+
+
+class AssistantsApp:
+    """The ASGI app. Create it with :func:`create_app`."""
+
+    def __init__(self, backend: Backend, *, api_key: str | None = None,
+                 cors_origins: Iterable[str] = ()) -> None:
+        self.backend = backend
+        self._api_key = api_key or None
+        self.cors_origins = tuple(cors_origins)
+
+    def __repr__(self) -> str:
+        auth = "bearer" if self._api_key else "none"
+        return f"AssistantsApp(backend={type(self.backend).__name__}, auth={auth})"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+        # websockets are not part of the API: returning without accepting refuses them
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self.backend.aclose()
+                except Exception:  # shutting down anyway; say what went wrong
+                    log.exception("closing the backend failed")
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- HTTP -----------------------------------------------------------------------------------
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        cors = self._cors_headers(headers.get("origin"))
+        request_id = f"req_{secrets.token_hex(12)}"
+        base = [(b"x-request-id", request_id.encode()), *cors]
+        method = scope["method"]
+        if method == "OPTIONS" and self.cors_origins:
+            await self._preflight(send, base)
+            return
+        try:
+            self._authorize(headers.get("authorization"))
+            op, params = match(method, scope["path"])
+            body = await self._body(receive, op) if op.method == "POST" else None
+            query = _query(scope.get("query_string", b""))
+            if op.streams and body is not None and body.get("stream") is True:
+                await self._stream(send, receive, base, self.backend.stream(op.name, params, body=body))
+                return
+            result = await self.backend.call(op.name, params, body=body, query=query or None)
+        except APIError as exc:
+            if isinstance(exc, MethodNotAllowedError):
+                base.append((b"allow", ", ".join(exc.allow).encode()))
+            await self._json(send, exc.status or 500, exc.to_body(), base)
+            return
+        except Exception:
+            log.exception("request %s %s failed [%s]", method, scope["path"], request_id)
+            error = InternalServerError("The server had an error while processing your request.",
+                                        code="server_error")
+            await self._json(send, 500, error.to_body(), base)
+            return
+        await self._json(send, 200, result, base)
+
+    def _authorize(self, header: str | None) -> None:
+        if self._api_key is None:
+            return
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationError(
+                "Missing bearer authentication: send the server's API key as "
+                "'Authorization: Bearer KEY'.",
+                code="missing_api_key",
+            )
+        # compare_digest: the time taken says nothing about how much of the key matched.
+        if not hmac.compare_digest(token.strip().encode(), self._api_key.encode()):
+            raise AuthenticationError("Incorrect API key provided.", code="invalid_api_key")
+
+    async def _body(self, receive: Receive, op: Operation) -> dict[str, Any]:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise PayloadTooLargeError(f"request body larger than {MAX_BODY} bytes",
+                                           code="payload_too_large")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        raw = b"".join(chunks)
+        if not raw.strip():
+            return {}
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequestError(
+                f"We could not parse the JSON body of your request ({exc}). The body must be a "
+                "JSON object.",
+                code="invalid_json",
+            ) from None
+        if not isinstance(body, dict):
+            raise BadRequestError(
+                f"The JSON body of {op.method} {op.path} must be an object, got "
+                f"{type(body).__name__}.",
+                code="invalid_json",
+            )
+        return body
+
+    async def _json(self, send: Send, status: int, payload: Any,
+                    headers: list[tuple[bytes, bytes]]) -> None:
+        data = json.dumps(payload, separators=(",", ":")).encode()
+        await send({
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"),
+                        (b"content-length", str(len(data)).encode()), *headers],
+        })
+        await send({"type": "http.response.body", "body": data})
+
+    async def _stream(self, send: Send, receive: Receive, headers: list[tuple[bytes, bytes]],
+                      events: AsyncIterator[Event]) -> None:
+        """SSE from ``events``. The first event is awaited before the status line goes out, so an
+        error the backend raises up front (unknown thread, bad parameters) is a normal JSON error
+        response with its status; an error after that becomes an ``error`` event, then ``done``."""
+        iterator = aiter(events)
+        try:
+            first = await anext(iterator)
+        except StopAsyncIteration:
+            first = None
+        await send({
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/event-stream; charset=utf-8"),
+                        (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"), *headers],
+        })
+        gone = asyncio.Event()
+        watcher = asyncio.create_task(_watch_disconnect(receive, gone))
+        try:
+            if first is not None:
+                await _send_event(send, gone, first)
+                async for event in iterator:
+                    await _send_event(send, gone, event)
+        except APIError as exc:
+            await _send_event(send, gone, Event("error", exc.to_body()["error"]))
+            await _send_event(send, gone, Event("done", "[DONE]"))
+        except Exception:
+            log.exception("a stream failed mid-way")
+            error = InternalServerError("The server had an error while streaming the run.",
+                                        code="server_error")
+            await _send_event(send, gone, Event("error", error.to_body()["error"]))
+            await _send_event(send, gone, Event("done", "[DONE]"))
+        finally:
+            watcher.cancel()
+        if not gone.is_set():
+            await send({"type": "http.response.body", "body": b""})
+
+    async def _preflight(self, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
+        await send({
+            "type": "http.response.start",
+            "status": 204,
+            "headers": [
+                (b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"),
+                (b"access-control-allow-headers", _ALLOWED_HEADERS.encode()),
+                (b"access-control-max-age", b"600"),
+                *headers,
+            ],
+        })
+        await send({"type": "http.response.body", "body": b""})
+
+    def _cors_headers(self, origin: str | None) -> list[tuple[bytes, bytes]]:
+        """CORS response headers, only for a configured origin (or ``*``)."""
+        if not origin or not self.cors_origins:
+            return []
+        if "*" in self.cors_origins:
+            return [(b"access-control-allow-origin", b"*")]
+        if origin in self.cors_origins:
+            return [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
+        return []
+
+
+async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            gone.set()
+            return
+
+
+async def _send_event(send: Send, gone: asyncio.Event, event: Event) -> None:
+    # After a disconnect the events are still consumed (the run continues), just not sent.
+    if not gone.is_set():
+        try:
+            await send({"type": "http.response.body", "body": event.to_sse(), "more_body": True})
+        except OSError:
+            gone.set()
+
+
+def create_app(backend: Backend, *, api_key: str | None = None,
+               cors_origins: Iterable[str] = ()) -> AssistantsApp:
+    """The Assistants API over ``backend`` under ``/v1``. ``api_key``: require
+    ``Authorization: Bearer KEY``. ``cors_origins``: origins (or ``"*"``) allowed to call from a
+    browser; none by default."""
+    return AssistantsApp(backend, api_key=api_key, cors_origins=cors_origins)
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8321,
+    store: str | None = None,
+    api_key: str | None = None,
+    *,
+    cors_origins: Iterable[str] = (),
+    model_config: dict[str, Any] | None = None,
+    log_level: str = "info",
+    on_ready: Callable[[str, str], None] | None = None,
+) -> None:
+    """Serve the embedded engine (store ``store``, default the Jupyter data dir) until stopped.
+
+    The socket is bound here, before uvicorn starts, so ``port=0`` works and ``on_ready(url,
+    store_path)`` gets the real URL (the CLI prints it; tests read it). A store that can't be
+    opened or an address that can't be bound raise ``OSError`` saying which.
+    """
+    import socket
+    import sqlite3
+
+    import uvicorn
+
+    from .backends.local.backend import LocalBackend
+    from .backends.local.store import default_store_path
+
+    try:
+        backend = LocalBackend(store=store, model_config=dict(model_config or {}))
+    except (OSError, sqlite3.Error) as exc:
+        raise OSError(f"cannot open the store {store or default_store_path()}: {exc}") from exc
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on TCP-proto sockets, and without it
+    # Nagle + delayed ACK add ~40 ms to every response written in two sends (headers, body).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)  # connections made between on_ready and uvicorn's start wait, not fail
+    except OSError as exc:
+        sock.close()
+        backend.store.close()
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    app = create_app(backend, api_key=api_key, cors_origins=cors_origins)
+    config = uvicorn.Config(app, log_level=log_level, lifespan="on", timeout_graceful_shutdown=5)
+    if on_ready is not None:
+        on_ready(f"http://{shown}:{bound}{PREFIX}", backend.store.path)
+    uvicorn.Server(config).run(sockets=[sock])

@@ -1,0 +1,578 @@
+"""Python callables <-> function tools: schemas, the allowlist, validation, approval, execution.
+
+``runs.py`` relies on ``ToolRunner.run_async`` / ``run_sync`` returning one :class:`ToolCallRecord`
+per tool call, in call order, and never raising (except KeyboardInterrupt, which the run driver
+turns into a cancel). ``to_tool_params`` turns callables and tool dicts into the API's tool dicts.
+
+Decisions where the issue is silent:
+- A call whose live function no longer matches the schema declared on the run (same names,
+  types and required set, descriptions ignored) is NOT run: the model is told the tool changed,
+  with its new parameters, because arguments shaped for the old signature may mean something
+  else now.
+- A sync tool past its timeout that could not be interrupted (not ``thread_safe``) fails the same
+  way as a cancelled async one: its late result is discarded, so "timed out" means one thing.
+- A tool that returns None but printed gets its printed text as the output (people write tools
+  that print), otherwise ``null``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextvars
+import functools
+import inspect
+import json
+import threading
+import time
+import traceback as tb
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import _capture
+from ._encode import cap, encode
+from ._schema import ToolSpec, allows_none, build_spec
+from ._validate import check_object, convert
+from .errors import ToolError
+
+__all__ = ["ApprovalDecision", "ApprovalRequest", "ToolCallRecord", "ToolRunner", "tool",
+           "tool_param", "tool_spec", "to_tool_params"]
+
+
+@dataclass
+class ToolCallRecord:
+    """What happened to one tool call: the output the model gets, and what the user sees."""
+
+    tool_call_id: str
+    name: str
+    arguments: Any  # the parsed dict, or the raw string when it was not valid JSON
+    output: str = ""
+    status: str = "completed"  # completed | failed | denied
+    error: str | None = None
+    stdout: str = ""
+    stderr: str = ""
+    displays: list[dict[str, Any]] = field(default_factory=list)  # mimebundles
+    started_at: float | None = None
+    ended_at: float | None = None
+
+    def to_output(self) -> dict[str, str]:
+        return {"tool_call_id": self.tool_call_id, "output": self.output}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- declaring tools
+
+
+@dataclass(frozen=True)
+class ToolOptions:
+    """What ``@tool(...)`` overrides; kept on the function so redefinition keeps no stale copy."""
+
+    name: str | None = None
+    description: str | None = None
+    strict: bool = False
+    thread_safe: bool = False
+    timeout: float | None = None
+
+
+_OPTIONS = "__jupyter_runs_tool__"
+
+
+def tool(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    strict: bool = False,
+    thread_safe: bool = False,
+    timeout: float | None = None,
+) -> Any:
+    """Mark a function as a tool with overrides: ``@jr.tool`` or ``@jr.tool(name=..., strict=True)``.
+
+    ``thread_safe`` lets a sync tool with a timeout run in a worker thread so the run does not wait
+    past the timeout. The function is returned unchanged apart from an attribute, so it stays an
+    ordinary function for the notebook; its schema is checked now so mistakes show at definition.
+    """
+    options = ToolOptions(name, description, strict, thread_safe, timeout)
+
+    def mark(f: Callable[..., Any]) -> Callable[..., Any]:
+        try:
+            setattr(f, _OPTIONS, options)
+        except (AttributeError, TypeError):  # bound methods, builtins: wrap to carry the options
+            wrapped = f
+
+            @functools.wraps(wrapped)
+            def f(*args: Any, **kwargs: Any) -> Any:
+                return wrapped(*args, **kwargs)
+
+            setattr(f, _OPTIONS, options)
+        tool_spec(f)
+        return f
+
+    return mark(fn) if fn is not None else mark
+
+
+def _options(fn: Any) -> ToolOptions:
+    return getattr(fn, _OPTIONS, None) or ToolOptions()
+
+
+def tool_spec(fn: Callable[..., Any], *, strict: bool | None = None) -> ToolSpec:
+    """The schema view of ``fn`` (``strict`` overrides its ``@tool`` setting); ToolError if it can't be one."""
+    opts = _options(fn)
+    if not callable(fn) or isinstance(fn, type) or inspect.ismodule(fn):
+        raise ToolError(f"{fn!r} is not a function; only functions can be tools")
+    return build_spec(fn, name=opts.name, description=opts.description,
+                      strict=opts.strict if strict is None else strict)
+
+
+def tool_param(obj: Any) -> dict[str, Any]:
+    """A tool dict for a callable (schema from its signature) or a tool dict as is."""
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    return tool_spec(obj).to_param()
+
+
+def to_tool_params(tools: Iterable[Any] | None) -> list[dict[str, Any]]:
+    return [tool_param(t) for t in tools or ()]
+
+
+def _tool_name(fn: Any) -> str:
+    return _options(fn).name or getattr(fn, "__name__", "")
+
+
+def is_exposable(obj: Any) -> bool:
+    """Whether ``obj`` may ever be called as a tool: never builtins, modules or classes."""
+    if obj is None or not callable(obj) or isinstance(obj, type) or inspect.ismodule(obj):
+        return False
+    if inspect.isbuiltin(obj) or getattr(obj, "__module__", None) == "builtins":
+        return False
+    name = getattr(obj, "__name__", None)
+    return not (isinstance(name, str) and getattr(builtins, name, None) is obj)
+
+
+def _shape(schema: Any) -> Any:
+    """The part of a schema that decides which arguments are valid (descriptions dropped)."""
+    if isinstance(schema, list):
+        return [_shape(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {}
+    for key in ("type", "enum", "items", "prefixItems", "anyOf", "minItems", "maxItems"):
+        if key in schema:
+            out[key] = _shape(schema[key])
+    if "properties" in schema:
+        out["properties"] = {k: _shape(v) for k, v in schema["properties"].items()}
+        out["required"] = sorted(schema.get("required") or ())
+    if isinstance(schema.get("additionalProperties"), dict):
+        out["additionalProperties"] = _shape(schema["additionalProperties"])
+    if isinstance(out.get("type"), list):
+        out["type"] = sorted(out["type"])
+    return out
+
+
+# --------------------------------------------------------------------------- approval
+
+
+@dataclass
+class ApprovalRequest:
+    """A tool call waiting for the user's go-ahead."""
+
+    tool_call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass
+class ApprovalDecision:
+    """The user's answer; ``arguments`` replaces the model's when given (validated again)."""
+
+    approved: bool
+    arguments: dict[str, Any] | None = None
+    reason: str | None = None
+
+
+def _decision(answer: Any) -> ApprovalDecision:
+    if isinstance(answer, ApprovalDecision):
+        return answer
+    if isinstance(answer, bool) or answer is None:
+        return ApprovalDecision(bool(answer))
+    get = answer.get if isinstance(answer, Mapping) else lambda k, d=None: getattr(answer, k, d)
+    return ApprovalDecision(bool(get("approved", False)), get("arguments"), get("reason"))
+
+
+def _format_call(name: str, args: Mapping[str, Any]) -> str:
+    shown = ", ".join(f"{k}={v!r}" for k, v in args.items())
+    return f"{name}({shown if len(shown) <= 200 else shown[:197] + '...'})"
+
+
+def ask_on_stdin(request: ApprovalRequest) -> ApprovalDecision:
+    """The approver of last resort in sync code: ask on the terminal / notebook input box."""
+    answer = input(f"Run tool {_format_call(request.name, request.arguments)}? [y/N] ")
+    return ApprovalDecision(answer.strip().lower() in ("y", "yes"))
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class _Prepared:
+    """A call that passed the allowlist, validation and approval; ready to execute."""
+
+    record: ToolCallRecord
+    fn: Callable[..., Any]
+    kwargs: dict[str, Any]
+    timeout: float | None
+    thread_safe: bool
+    is_async: bool
+
+
+class _Refused(Exception):
+    """A call that will not run; ``output`` tells the model why."""
+
+    def __init__(self, output: str, status: str = "failed") -> None:
+        super().__init__(output)
+        self.output, self.status = output, status
+
+
+class ToolRunner:
+    """Executes the tool calls of one ``requires_action`` against the callables the user exposed.
+
+    A call runs only if its name is a function tool declared on the run AND resolves to an
+    exposable callable: first ``env[name]`` (looked up at call time, so a redefined function takes
+    effect), else the function passed in ``tools=`` under that tool name.
+    """
+
+    def __init__(
+        self,
+        env: Mapping[str, Any] | None = None,
+        tools: Iterable[Callable[..., Any]] = (),
+        *,
+        approve: Any = None,
+        approver: Callable[[ApprovalRequest], Any] | None = None,
+        timeout: float | None = None,
+        max_output: int | None = 16384,
+        traceback: bool = False,
+        on_record: Callable[[ToolCallRecord], Any] | None = None,
+    ) -> None:
+        self.env = env if env is not None else {}
+        self.tools = {_tool_name(t): t for t in tools if callable(t) and not isinstance(t, Mapping)}
+        self.approve = approve
+        self.approver = approver
+        self.timeout = timeout
+        self.max_output = max_output
+        self.traceback = traceback
+        self.on_record = on_record
+
+    # ---- resolution and checks (no user code runs here except approval hooks)
+
+    def _resolve(self, run: Mapping[str, Any], name: str) -> tuple[Callable[..., Any], ToolSpec]:
+        declared = {t["function"]["name"]: t["function"] for t in run.get("tools") or ()
+                    if isinstance(t, Mapping) and t.get("type") == "function" and t.get("function")}
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            raise _Refused(f"error: unknown tool {name!r}; the available tools are: {known}")
+        if name.startswith("_"):
+            raise _Refused(f"error: tool {name!r} is not available (private names are never callable)")
+        fn = self.env.get(name) if isinstance(self.env, Mapping) else None
+        if not is_exposable(fn):
+            fn = self.tools.get(name)
+        if not is_exposable(fn):
+            raise _Refused(f"error: tool {name!r} is not available: the user has not exposed a "
+                           "function by that name")
+        declaration = declared[name]
+        try:
+            spec = tool_spec(fn, strict=bool(declaration.get("strict")))
+        except ToolError as exc:
+            raise _Refused(f"error: tool {name!r} can't be called: {exc}") from None
+        if _shape(declaration.get("parameters") or {}) != _shape(spec.parameters):
+            raise _Refused(
+                f"error: tool {name!r} changed since this run started and was not run; its "
+                f"parameters are now: {json.dumps(spec.parameters)}")
+        return fn, spec
+
+    def _arguments(self, spec: ToolSpec, arguments: Any) -> dict[str, Any]:
+        """Validated, coerced keyword arguments; _Refused with every problem otherwise."""
+        if not isinstance(arguments, dict):
+            raise _Refused(f"error: the arguments of {spec.name!r} must be a JSON object; "
+                           f"got {type(arguments).__name__}")
+        errors: list[str] = []
+        checked = check_object(arguments, spec.parameters, "", errors)
+        if errors:
+            raise _Refused(f"error: invalid arguments for {spec.name!r}: " + "; ".join(errors))
+        kwargs = {}
+        for key, value in checked.items():
+            if value is None and key in spec.defaults and spec.strict and not allows_none(spec.hints.get(key)):
+                continue  # strict mode sends null for "use the default"
+            kwargs[key] = convert(value, spec.hints.get(key))
+        return kwargs
+
+    def _needs_approval(self, name: str, arguments: dict[str, Any]) -> bool:
+        policy = self.approve
+        if policy is None or policy is False or policy == "never":
+            return False
+        if policy is True or policy == "always":
+            return True
+        if callable(policy):
+            return bool(policy(name, arguments))
+        if isinstance(policy, str):
+            return name == policy
+        return name in policy
+
+    def _start(self, call: Mapping[str, Any]) -> ToolCallRecord:
+        part = call.get("function") or {}
+        rec = ToolCallRecord(str(call.get("id", "")), str(part.get("name", "")), part.get("arguments"))
+        rec.started_at = time.time()
+        return rec
+
+    def _parse(self, rec: ToolCallRecord) -> dict[str, Any]:
+        raw = rec.arguments
+        if isinstance(raw, dict):
+            return raw
+        try:
+            parsed = json.loads(raw) if raw not in (None, "") else {}
+        except (TypeError, ValueError) as exc:
+            raise _Refused(f"error: the arguments of {rec.name!r} are not valid JSON ({exc}); "
+                           "send a JSON object") from None
+        rec.arguments = parsed
+        return parsed
+
+    def _prepare(self, run: Mapping[str, Any], rec: ToolCallRecord) -> tuple[Callable[..., Any], ToolSpec, dict[str, Any]]:
+        fn, spec = self._resolve(run, rec.name)
+        arguments = self._parse(rec)
+        return fn, spec, self._arguments(spec, arguments)
+
+    def _after_decision(self, rec: ToolCallRecord, spec: ToolSpec, decision: ApprovalDecision,
+                        kwargs: dict[str, Any]) -> dict[str, Any]:
+        if not decision.approved:
+            why = f": {decision.reason}" if decision.reason else ""
+            raise _Refused(f"the user declined to run {rec.name}{why}", status="denied")
+        if decision.arguments is not None:
+            rec.arguments = dict(decision.arguments)
+            kwargs = self._arguments(spec, rec.arguments)
+        return kwargs
+
+    def _ready(self, rec: ToolCallRecord, fn: Callable[..., Any], kwargs: dict[str, Any]) -> _Prepared:
+        opts = _options(fn)
+        timeout = opts.timeout if opts.timeout is not None else self.timeout
+        is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(vars(type(fn)).get("__call__"))
+        return _Prepared(rec, fn, kwargs, timeout, opts.thread_safe, is_async)
+
+    # ---- outcome
+
+    def _fail(self, rec: ToolCallRecord, exc: BaseException) -> None:
+        rec.status = "failed"
+        rec.error = f"{type(exc).__name__}: {exc}"
+        text = f"error: {rec.error}"
+        if self.traceback:
+            frames = exc.__traceback__.tb_next if exc.__traceback__ else None  # drop the runner's frame
+            text += "\n" + "".join(tb.format_exception(type(exc), exc, frames))
+        rec.output = cap(text, self.max_output)
+
+    def _timed_out(self, rec: ToolCallRecord, how: str) -> None:
+        rec.status = "failed"
+        rec.error = f"TimeoutError: {rec.name} {how}"
+        rec.output = f"error: tool {rec.name!r} {how}"
+
+    def _finish(self, rec: ToolCallRecord, sink: _capture.Sink | None = None) -> ToolCallRecord:
+        if sink is not None:
+            rec.stdout = cap(sink.stdout.getvalue(), self.max_output)
+            rec.stderr = cap(sink.stderr.getvalue(), self.max_output)
+            rec.displays.extend(sink.displays)
+        rec.ended_at = time.time()
+        if self.on_record is not None:
+            try:
+                self.on_record(rec)
+            except Exception as exc:  # a broken display hook must not lose the outputs
+                rec.error = rec.error or f"on_record failed: {type(exc).__name__}: {exc}"
+        return rec
+
+    def _encode_result(self, rec: ToolCallRecord, result: Any, sink: _capture.Sink) -> None:
+        try:
+            if result is None and sink.stdout.getvalue():
+                text, displays = cap(sink.stdout.getvalue(), self.max_output), []
+            else:
+                text, displays = encode(result, self.max_output)
+        except Exception as exc:
+            self._fail(rec, exc)
+            return
+        rec.output, rec.displays = text, displays
+
+    # ---- sync
+
+    def run_sync(self, run: Mapping[str, Any], tool_calls: list[Mapping[str, Any]]) -> list[ToolCallRecord]:
+        """Run the calls; sync tools on this thread, async ones together on a loop. Call order kept."""
+        records: list[ToolCallRecord] = []
+        pending_async: list[_Prepared] = []
+        with _capture.routing():
+            for call in tool_calls:
+                rec = self._start(call)
+                records.append(rec)
+                try:
+                    fn, spec, kwargs = self._prepare(run, rec)
+                    if self._needs_approval(rec.name, kwargs_json(rec)):
+                        request = ApprovalRequest(rec.tool_call_id, rec.name, kwargs_json(rec))
+                        decision = _decision(self._approve_sync(request))
+                        kwargs = self._after_decision(rec, spec, decision, kwargs)
+                except _Refused as refused:
+                    rec.status, rec.output = refused.status, refused.output
+                    self._finish(rec)
+                    continue
+                except Exception as exc:  # an approval hook that raised
+                    self._fail(rec, exc)
+                    self._finish(rec)
+                    continue
+                prepared = self._ready(rec, fn, kwargs)
+                if prepared.is_async:
+                    pending_async.append(prepared)
+                else:
+                    self._execute_sync(prepared)
+            if pending_async:
+                self._run_coroutine(lambda: asyncio.gather(*(self._execute_async(p) for p in pending_async)))
+        return records
+
+    def _approve_sync(self, request: ApprovalRequest) -> Any:
+        if self.approver is None:
+            return ask_on_stdin(request)
+        answer = self.approver(request)
+        if inspect.isawaitable(answer):
+            return self._run_coroutine(lambda: answer)
+        return answer
+
+    @staticmethod
+    def _run_coroutine(factory: Callable[[], Awaitable[Any]]) -> Any:
+        """Await on a private loop, or on the portal when this thread already runs a loop (a
+        notebook cell doing a sync wait), where ``asyncio.run`` is not allowed."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            loop = asyncio.new_event_loop()
+            try:
+                return loop.run_until_complete(_awaited(factory))
+            finally:
+                loop.close()
+        from . import _portal
+
+        return _portal.call(lambda: _awaited(factory))
+
+    def _execute_sync(self, p: _Prepared) -> None:
+        rec, sink = p.record, _capture.Sink()
+        with _capture.capture(sink):
+            started = time.monotonic()
+            try:
+                if p.thread_safe and p.timeout is not None:
+                    done, result = _call_in_thread(p.fn, p.kwargs, p.timeout)
+                    if not done:
+                        self._timed_out(rec, f"timed out after {p.timeout:g} s (it keeps "
+                                        "running in its thread; its result will be discarded)")
+                        self._finish(rec, sink)
+                        return
+                else:
+                    result = p.fn(**p.kwargs)
+                elapsed = time.monotonic() - started
+                if p.timeout is not None and elapsed > p.timeout:
+                    self._timed_out(rec, f"ran {elapsed:.1f} s, past its {p.timeout:g} s "
+                                    "timeout; its result was discarded")
+                else:
+                    self._encode_result(rec, result, sink)
+            except (Exception, SystemExit) as exc:
+                self._fail(rec, exc)
+        self._finish(rec, sink)
+
+    # ---- async
+
+    async def run_async(self, run: Mapping[str, Any], tool_calls: list[Mapping[str, Any]]) -> list[ToolCallRecord]:
+        """Run the calls on this loop; async tools concurrently, outputs in call order."""
+        with _capture.routing():
+            return list(await asyncio.gather(*(self._one_async(run, call) for call in tool_calls)))
+
+    async def _one_async(self, run: Mapping[str, Any], call: Mapping[str, Any]) -> ToolCallRecord:
+        rec = self._start(call)
+        try:
+            fn, spec, kwargs = self._prepare(run, rec)
+            if self._needs_approval(rec.name, kwargs_json(rec)):
+                request = ApprovalRequest(rec.tool_call_id, rec.name, kwargs_json(rec))
+                if self.approver is None:
+                    decision = ApprovalDecision(False, reason=(
+                        "no approver is set; pass ToolRunner(approver=...) to approve tool calls "
+                        "in async code"))
+                else:
+                    answer = self.approver(request)
+                    decision = _decision(await answer if inspect.isawaitable(answer) else answer)
+                kwargs = self._after_decision(rec, spec, decision, kwargs)
+        except _Refused as refused:
+            rec.status, rec.output = refused.status, refused.output
+            return self._finish(rec)
+        except Exception as exc:
+            self._fail(rec, exc)
+            return self._finish(rec)
+        prepared = self._ready(rec, fn, kwargs)
+        if prepared.is_async:
+            await self._execute_async(prepared)
+        elif prepared.thread_safe and prepared.timeout is not None:
+            await self._execute_thread(prepared)
+        else:  # on the loop's thread: user code is rarely thread-safe
+            self._execute_sync(prepared)
+        return rec
+
+    async def _execute_thread(self, p: _Prepared) -> None:
+        rec, sink = p.record, _capture.Sink()
+        with _capture.capture(sink):
+            ctx = contextvars.copy_context()
+            future = asyncio.get_running_loop().run_in_executor(None, lambda: ctx.run(p.fn, **p.kwargs))
+            try:
+                result = await asyncio.wait_for(asyncio.shield(future), p.timeout)
+            except asyncio.TimeoutError:
+                self._timed_out(rec, f"timed out after {p.timeout:g} s (it keeps running "
+                                "in its thread; its result will be discarded)")
+            except (Exception, SystemExit) as exc:
+                self._fail(rec, exc)
+            else:
+                self._encode_result(rec, result, sink)
+        self._finish(rec, sink)
+
+    async def _execute_async(self, p: _Prepared) -> None:
+        rec, sink = p.record, _capture.Sink()
+        with _capture.capture(sink):
+            try:
+                result = await asyncio.wait_for(p.fn(**p.kwargs), p.timeout)
+            except asyncio.TimeoutError:
+                self._timed_out(rec, f"timed out after {p.timeout:g} s and was cancelled")
+            except (Exception, SystemExit) as exc:
+                self._fail(rec, exc)
+            else:
+                self._encode_result(rec, result, sink)
+        self._finish(rec, sink)
+
+
+def kwargs_json(rec: ToolCallRecord) -> dict[str, Any]:
+    """The call's arguments as the model sent them (what approval hooks see)."""
+    return dict(rec.arguments) if isinstance(rec.arguments, dict) else {}
+
+
+async def _awaited(factory: Callable[[], Awaitable[Any]]) -> Any:
+    return await factory()
+
+
+def _call_in_thread(fn: Callable[..., Any], kwargs: dict[str, Any], timeout: float) -> tuple[bool, Any]:
+    """Run ``fn`` in a daemon thread (with this context, so its prints are captured); give up
+    waiting after ``timeout``. The thread can't be killed, only abandoned."""
+    ctx = contextvars.copy_context()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = ctx.run(fn, **kwargs)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"jupyter-runs-tool-{getattr(fn, '__name__', 'tool')}",
+                              daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        return False, None
+    if "error" in box:
+        raise box["error"]
+    return True, box.get("result")

@@ -1,0 +1,112 @@
+"""Validate payloads against the Assistants subset of the OpenAI spec with jsonschema.
+
+The spec file is shared, not vendored: ``../shared/openai-openapi/assistants-subset.yaml`` from the
+repo root (so ``Path(__file__).parents[2]``). It is OpenAPI 3.1 (JSON Schema 2020-12), but some
+schemas still carry the 3.0 ``nullable: true`` keyword, which JSON Schema ignores; those are
+rewritten to ``anyOf [..., null]`` on load, including the ``allOf: [$ref, {nullable: true}]`` form.
+One further, deliberate relaxation: list pages may have ``first_id``/``last_id`` null when
+``data`` is empty (what the API sends; the spec says string).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "openai-openapi" / "assistants-subset.yaml"
+URI = "urn:assistants-subset"
+LIST_SCHEMAS = ("ListAssistantsResponse", "ListMessagesResponse", "ListRunsResponse",
+                "ListRunStepsResponse")
+EVENT_GROUPS = ("ThreadStreamEvent", "RunStreamEvent", "RunStepStreamEvent", "MessageStreamEvent",
+                "ErrorEvent", "DoneEvent")
+
+
+def _only_nullable(node: Any) -> bool:
+    return isinstance(node, dict) and node.get("nullable") is True and not (
+        set(node) - {"nullable", "description"}
+    )
+
+
+def _fix_nullable(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_fix_nullable(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    node = dict(node)
+    nullable = node.pop("nullable", False) is True
+    parts = node.get("allOf")
+    if isinstance(parts, list) and any(_only_nullable(p) for p in parts):
+        node["allOf"] = [p for p in parts if not _only_nullable(p)]  # allOf: [$ref, {nullable}]
+        nullable = True
+    node = {k: _fix_nullable(v) for k, v in node.items()}
+    return {"anyOf": [node, {"type": "null"}]} if nullable else node
+
+
+@functools.lru_cache(maxsize=1)
+def spec() -> dict[str, Any]:
+    if not SPEC_PATH.exists():
+        raise FileNotFoundError(
+            f"the Assistants spec subset is missing at {SPEC_PATH}; the tests expect the shared "
+            "folder next to the repository (../shared/openai-openapi/assistants-subset.yaml)"
+        )
+    document = _fix_nullable(yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8")))
+    schemas = document["components"]["schemas"]
+    for name in LIST_SCHEMAS:
+        for key in ("first_id", "last_id"):
+            schemas[name]["properties"][key] = {"type": ["string", "null"]}
+    return document
+
+
+@functools.lru_cache(maxsize=1)
+def _registry() -> Registry:
+    return Registry().with_resource(URI, Resource(contents=spec(), specification=DRAFT202012))
+
+
+@functools.cache
+def validator(schema_name: str) -> Draft202012Validator:
+    if schema_name not in spec()["components"]["schemas"]:
+        raise KeyError(f"no schema {schema_name!r} in the spec subset")
+    ref = {"$ref": f"{URI}#/components/schemas/{schema_name}"}
+    return Draft202012Validator(ref, registry=_registry())
+
+
+def validate(schema_name: str, instance: Any) -> None:
+    """Raise ``jsonschema.ValidationError`` (with the path of the fault) unless ``instance`` fits."""
+    validator(schema_name).validate(instance)
+
+
+@functools.lru_cache(maxsize=1)
+def event_pointers() -> dict[str, str]:
+    """Event name -> JSON pointer (in the spec) of the schema of its ``data``."""
+    schemas = spec()["components"]["schemas"]
+    out: dict[str, str] = {}
+    for group in EVENT_GROUPS:
+        if "oneOf" in schemas[group]:
+            members = [(f"/components/schemas/{group}/oneOf/{i}", m)
+                       for i, m in enumerate(schemas[group]["oneOf"])]
+        else:
+            members = [(f"/components/schemas/{group}", schemas[group])]
+        for pointer, member in members:
+            [name] = member["properties"]["event"]["enum"]
+            out[name] = f"{pointer}/properties/data"
+    return out
+
+
+@functools.cache
+def _event_validator(event: str) -> Draft202012Validator:
+    return Draft202012Validator({"$ref": f"{URI}#{event_pointers()[event]}"}, registry=_registry())
+
+
+def validate_event(event: str, data: Any) -> None:
+    """Validate one stream event: a known name, and data of the spec's shape for it (then the
+    whole event against the spec's ``AssistantStreamEvent`` union)."""
+    if event not in event_pointers():
+        raise AssertionError(f"event {event!r} is not an Assistants stream event")
+    _event_validator(event).validate(data)
+    validator("AssistantStreamEvent").validate({"event": event, "data": data})
