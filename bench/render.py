@@ -132,13 +132,14 @@ def _events(pieces: list[str]) -> list[Event]:
     return list(run_events(pieces))
 
 
-def kernel_messages(pieces: list[str], rate: float) -> tuple[dict[str, Any], list[Any], dict[str, Any], int]:
+def kernel_messages(pieces: list[str], rate: float, max_flushes: float = 30.0,
+                    ) -> tuple[dict[str, Any], list[Any], dict[str, Any], int]:
     """What RunWidget sends while streaming ``pieces`` at ``rate`` deltas per simulated second:
     (opening state, the messages, the final state, number of delta flushes)."""
     with Recorder() as rec:
         rec.keep = True
         clock = SimClock()
-        widget = RunWidget(clock=clock)
+        widget = RunWidget(clock=clock, max_flushes=max_flushes)
         opening = dict(rec.messages[0][1]["state"]) if rec.messages else {}
         rec.reset()
         for event in _events(pieces):

@@ -21,6 +21,7 @@ _LAZY = {
     "ToolRunner": "tools",
     "ToolCallRecord": "tools",
     "Event": "wire",
+    "wait_all": "magic",
     "JupyterRunsError": "errors",
     "APIError": "errors",
     "APIConnectionError": "errors",

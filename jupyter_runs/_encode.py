@@ -204,6 +204,8 @@ def _show_figure(fig: Any) -> tuple[str, list[dict[str, Any]]]:
 
 def _show_image(image: Any) -> tuple[str, list[dict[str, Any]]]:
     buf = io.BytesIO()
+    if image.mode not in ("1", "L", "LA", "I", "P", "RGB", "RGBA"):  # CMYK, YCbCr: no PNG form
+        image = image.convert("RGBA")
     image.save(buf, format="PNG")
     text = f"[image {image.width}x{image.height} shown to the user]"
     return text, [_png_bundle(buf.getvalue(), text)]

@@ -405,8 +405,9 @@ def build_spec(
             required.append(p.name)
         else:
             defaults[p.name] = p.default
-            if not strict and _json_type(p.default) is not None:
-                schema = {**schema, "default": p.default}
+            shown = p.default.value if isinstance(p.default, enum.Enum) else p.default
+            if not strict and _json_type(shown) is not None:
+                schema = {**schema, "default": shown}
         props[p.name] = schema
         used[p.name] = hint
     parameters = object_schema(props, required, strict)

@@ -24,6 +24,8 @@ from IPython.display import Markdown, display
 from traitlets import Bool, Int, Unicode
 from traitlets.config import Configurable
 
+from .errors import RunError
+
 _NO_MODEL = """No model is configured for %%run_assistant. Pick one:
   %config RunAssistantMagics.model = "openai:gpt-4.1-mini"   (with OPENAI_API_KEY set)
   %config RunAssistantMagics.model = "ollama:llama3.2"       (a local Ollama)
@@ -223,8 +225,10 @@ class RunAssistantMagics(Magics, Configurable):
         widget.set_prompt(message)
         runner = ToolRunner(
             env=self.shell.user_ns, tools=tools, approve=self._approve(args.approve),
-            approver=widget.request_approval, max_output=self.max_tool_output,
-            on_record=widget.record_tool_call,
+            # A blocked cell cannot receive clicks, so --wait asks on stdin (the runner's default).
+            approver=None if wait else widget.request_approval, max_output=self.max_tool_output,
+            # Streams report records through on_tool_call; polled runs only through the runner.
+            on_record=widget.record_tool_call if args.poll else None,
         )
 
         async def prepare() -> tuple[str, Any]:
@@ -264,7 +268,6 @@ class RunAssistantMagics(Magics, Configurable):
             raise UsageError(f"%%run_assistant could not start the run: {exc}") from None
         if args.out:
             self.shell.user_ns[args.out] = run
-        widget.on_stop(lambda: _cancel_soon(run))
         widget.show()
 
         if wait:
@@ -273,7 +276,11 @@ class RunAssistantMagics(Magics, Configurable):
             finally:
                 self._active.pop(thread_id, None)
             return None
-        task = loop.create_task(self._drive_async(run, widget, runner, args.poll))
+        if args.poll:
+            widget.on_stop(run.cancel_async)
+            task = loop.create_task(self._poll_async(run, widget, runner))
+        else:
+            task = widget.drive(run, env=self.shell.user_ns, runner=runner)
         self._tasks.add(task)
 
         def done(t: asyncio.Task[Any]) -> None:
@@ -292,41 +299,46 @@ class RunAssistantMagics(Magics, Configurable):
             return value
         raise UsageError(f"-a {ref}: not an assistant or an assistant id")
 
-    async def _drive_async(self, run: Any, widget: Any, runner: Any, poll: bool) -> None:
-        """The background task. Errors end up in the widget (status failed, with the message),
-        never in a log nobody reads."""
+    async def _poll_async(self, run: Any, widget: Any, runner: Any) -> None:
+        """The background task of ``--poll``. Errors end up in the widget (status failed, with
+        the message), never in a log nobody reads."""
         try:
-            if poll:
-                await _poll_into(run, widget, runner)
-            else:
-                await run.stream_async(on_event=widget.feed, runner=runner)
+            await _poll_into(run, widget, runner)
         except asyncio.CancelledError:
-            _show_failure(widget, run, "the run's task was cancelled")
+            widget.fail("the run's task was cancelled")
+            raise
         except Exception as exc:
-            _show_failure(widget, run, f"{type(exc).__name__}: {exc}")
+            widget.fail(exc)
         finally:
             widget.finish()
 
     def _drive_sync(self, run: Any, widget: Any, runner: Any, poll: bool) -> None:
+        """``--wait``: block the cell; tool calls run here, on the kernel's main thread. Ctrl-C
+        (a kernel interrupt) cancels the run."""
+        from . import _portal
+
         try:
             if poll:
                 try:
                     run.wait(runner=runner)
-                except Exception:
+                except RunError:
                     pass  # the final state is shown below
-                from . import _portal
-
                 for event in _portal.call(lambda: _stored_events(run)):
                     widget.feed(event)
             else:
-                run.until_done(on_event=widget.feed, runner=runner)
+                run.until_done(on_event=widget.feed, on_tool_call=widget.record_tool_call, runner=runner)
         except KeyboardInterrupt:
-            _show_failure(widget, run, "interrupted: the run was cancelled", status="cancelled")
-            widget.finish()
+            # The driver cancelled the run; show its stored end state rather than a guess.
+            try:
+                for event in _portal.call(lambda: _stored_events(run)):
+                    widget.feed(event)
+            except Exception:
+                widget.fail("interrupted")
             raise
         except Exception as exc:
-            _show_failure(widget, run, f"{type(exc).__name__}: {exc}")
-        widget.finish()
+            widget.fail(exc)
+        finally:
+            widget.finish()
 
     @line_magic
     def runs(self, line: str) -> Any:
@@ -410,8 +422,8 @@ class RunAssistantMagics(Magics, Configurable):
             widget = RunWidget()
             for event in events:
                 widget.feed(event)
-            widget.show()
             widget.finish()
+            widget.show()
         return None
 
     def _runs_config(self) -> Any:
@@ -495,29 +507,6 @@ def _finished(run: Any) -> bool:
     return run.data.get("status") in TERMINAL_STATUSES
 
 
-def _cancel_soon(run: Any) -> None:
-    """Stop click: cancel on the kernel loop without blocking the comm handler."""
-    loop = _running_loop()
-    if loop is not None:
-        task = loop.create_task(run.cancel_async())
-        _PENDING.add(task)
-        task.add_done_callback(_PENDING.discard)
-    else:
-        run.cancel()
-
-
-_PENDING: set[asyncio.Task[Any]] = set()
-
-
-def _show_failure(widget: Any, run: Any, message: str, status: str = "failed") -> None:
-    from .wire import Event
-
-    data = dict(run.data)
-    data["status"] = status
-    data["last_error"] = {"code": "server_error", "message": message}
-    widget.feed(Event(f"thread.run.{status}", data))
-
-
 async def _stored_events(run: Any) -> list[Any]:
     from .history import run_events
 
@@ -546,6 +535,20 @@ async def _poll_into(run: Any, widget: Any, runner: Any) -> None:
             await run.submit_tool_outputs_async(outputs)
             continue
         await asyncio.sleep(float(getattr(run._client.backend, "poll_interval", 1.0)))
+
+
+async def wait_all() -> None:
+    """Wait until every background run that ``%%run_assistant`` started in this kernel has ended.
+
+    For headless execution (nbconvert/nbclient, papermill): a last cell ``await jr.wait_all()``
+    keeps the kernel alive until the runs finish, so the saved notebook holds their final output.
+    """
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    magics = shell.magics_manager.registry.get("RunAssistantMagics") if shell is not None else None
+    while magics is not None and magics._tasks:
+        await asyncio.gather(*list(magics._tasks), return_exceptions=True)
 
 
 def load_ipython_extension(ipython: Any) -> None:

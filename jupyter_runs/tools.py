@@ -5,10 +5,11 @@ per tool call, in call order, and never raising (except KeyboardInterrupt, which
 turns into a cancel). ``to_tool_params`` turns callables and tool dicts into the API's tool dicts.
 
 Decisions where the issue is silent:
-- A call whose live function no longer matches the schema declared on the run (same names,
-  types and required set, descriptions ignored) is NOT run: the model is told the tool changed,
-  with its new parameters, because arguments shaped for the old signature may mean something
-  else now.
+- A call whose live function no longer has the parameter names or required set declared on the
+  run is NOT run: the model is told the tool changed, with its new parameters, because arguments
+  shaped for the old signature may mean something else now. Differing types alone (a hand-written
+  tool dict with an enum for a ``str`` parameter, say) don't block the call: arguments are
+  validated against the live function, and a rejection then says the tool changed.
 - A sync tool past its timeout that could not be interrupted (not ``thread_safe``) fails the same
   way as a cancelled async one: its late result is discarded, so "timed out" means one thing.
 - A tool that returns None but printed gets its printed text as the output (people write tools
@@ -144,12 +145,23 @@ def _tool_name(fn: Any) -> str:
 
 def is_exposable(obj: Any) -> bool:
     """Whether ``obj`` may ever be called as a tool: never builtins, modules or classes."""
+    while isinstance(obj, functools.partial):  # partial(eval) is still eval
+        obj = obj.func
     if obj is None or not callable(obj) or isinstance(obj, type) or inspect.ismodule(obj):
         return False
     if inspect.isbuiltin(obj) or getattr(obj, "__module__", None) == "builtins":
         return False
     name = getattr(obj, "__name__", None)
     return not (isinstance(name, str) and getattr(builtins, name, None) is obj)
+
+
+def _signature(parameters: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Parameter names and required names: what must agree for declared arguments to fit a call."""
+    return sorted(parameters.get("properties") or {}), sorted(parameters.get("required") or ())
+
+
+def _now(spec: ToolSpec) -> str:
+    return f"its parameters are now: {json.dumps(spec.parameters)}"
 
 
 def _shape(schema: Any) -> Any:
@@ -264,6 +276,7 @@ class ToolRunner:
         self.max_output = max_output
         self.traceback = traceback
         self.on_record = on_record
+        self._changed: dict[str, bool] = {}  # tool name -> live types differ from the declared ones
 
     # ---- resolution and checks (no user code runs here except approval hooks)
 
@@ -286,10 +299,12 @@ class ToolRunner:
             spec = tool_spec(fn, strict=bool(declaration.get("strict")))
         except ToolError as exc:
             raise _Refused(f"error: tool {name!r} can't be called: {exc}") from None
-        if _shape(declaration.get("parameters") or {}) != _shape(spec.parameters):
-            raise _Refused(
-                f"error: tool {name!r} changed since this run started and was not run; its "
-                f"parameters are now: {json.dumps(spec.parameters)}")
+        before = declaration.get("parameters") or {}
+        # A declaration without properties (``{"type": "object"}``) promised nothing to check.
+        if "properties" in before and _signature(before) != _signature(spec.parameters):
+            raise _Refused(f"error: tool {name!r} changed since this run started and was not run; "
+                           f"{_now(spec)}")
+        self._changed[name] = _shape(before) != _shape(spec.parameters)
         return fn, spec
 
     def _arguments(self, spec: ToolSpec, arguments: Any) -> dict[str, Any]:
@@ -300,7 +315,10 @@ class ToolRunner:
         errors: list[str] = []
         checked = check_object(arguments, spec.parameters, "", errors)
         if errors:
-            raise _Refused(f"error: invalid arguments for {spec.name!r}: " + "; ".join(errors))
+            note = ""
+            if self._changed.get(spec.name):
+                note = f" (note: the tool changed since this run started; {_now(spec)})"
+            raise _Refused(f"error: invalid arguments for {spec.name!r}: " + "; ".join(errors) + note)
         kwargs = {}
         for key, value in checked.items():
             if value is None and key in spec.defaults and spec.strict and not allows_none(spec.hints.get(key)):
@@ -472,7 +490,7 @@ class ToolRunner:
                     result = p.fn(**p.kwargs)
                 elapsed = time.monotonic() - started
                 if p.timeout is not None and elapsed > p.timeout:
-                    self._timed_out(rec, f"ran {elapsed:.1f} s, past its {p.timeout:g} s "
+                    self._timed_out(rec, f"ran {elapsed:.2f} s, past its {p.timeout:g} s "
                                     "timeout; its result was discarded")
                 else:
                     self._encode_result(rec, result, sink)
@@ -537,8 +555,11 @@ class ToolRunner:
         with _capture.capture(sink):
             try:
                 result = await asyncio.wait_for(p.fn(**p.kwargs), p.timeout)
-            except asyncio.TimeoutError:
-                self._timed_out(rec, f"timed out after {p.timeout:g} s and was cancelled")
+            except asyncio.TimeoutError as exc:
+                if p.timeout is None:  # the tool's own TimeoutError, not ours
+                    self._fail(rec, exc)
+                else:
+                    self._timed_out(rec, f"timed out after {p.timeout:g} s and was cancelled")
             except (Exception, SystemExit) as exc:
                 self._fail(rec, exc)
             else:

@@ -176,7 +176,7 @@ class RunWidget(anywidget.AnyWidget):
             try:
                 stream.until_done(**kwargs)
             except Exception as exc:
-                self._fail(exc)
+                self.fail(exc)
             self.finish()
             return None
 
@@ -184,10 +184,10 @@ class RunWidget(anywidget.AnyWidget):
             try:
                 await stream.stream_async(**kwargs)
             except asyncio.CancelledError:
-                self._fail("the run's task was cancelled")
+                self.fail("the run's task was cancelled")
                 raise
             except Exception as exc:
-                self._fail(exc)
+                self.fail(exc)
             finally:
                 self.finish()
 
@@ -195,7 +195,7 @@ class RunWidget(anywidget.AnyWidget):
         self.task = loop.create_task(drive())
         return self.task
 
-    def _fail(self, exc: BaseException | str) -> None:
+    def fail(self, exc: BaseException | str) -> None:
         """Show a driver error as a failed run, so it is never lost in a log."""
         text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
         log.debug("run widget driver ended with an error: %s", text)
@@ -467,7 +467,8 @@ class RunWidget(anywidget.AnyWidget):
             from IPython.display import update_display
 
             data, metadata = self._repr_mimebundle_()
-            update_display(data, metadata=metadata, raw=True, display_id=self._display_id)
+            _as_latest_request(lambda: update_display(
+                data, metadata=metadata, raw=True, display_id=self._display_id))
 
     # -- display -----------------------------------------------------------------------------------
     def show(self) -> None:
@@ -551,6 +552,34 @@ class RunWidget(anywidget.AnyWidget):
             parts.append("**Steps**\n\n" + "\n".join(rows))
         parts.append("*" + _md_safe(_status_line(s)) + "*")
         return "\n\n".join(parts)
+
+
+def _as_latest_request(publish: Callable[[], Any]) -> None:
+    """Publish as a reply to the kernel's *latest* request rather than the cell that started the run.
+
+    A background task keeps the context (and so the parent header) of the cell that created it.
+    Front ends route ``update_display_data`` by display id whatever its parent, but headless
+    executors (nbclient, nbconvert, papermill) only read messages of the cell they are running, so
+    an update parented to an old cell would never reach the saved notebook. ipykernel keeps the
+    latest header on its display publisher; we borrow it in a copied context, and fall back to a
+    plain publish on kernels without it.
+    """
+    import contextvars
+
+    try:
+        from IPython import get_ipython
+
+        pub = get_ipython().display_pub
+        latest, var = pub._parent_header_global, pub._parent_header
+    except Exception:
+        publish()
+        return
+
+    def run() -> None:
+        var.set(latest)
+        publish()
+
+    contextvars.copy_context().run(run)
 
 
 def _one_line(value: Any, limit: int) -> str:

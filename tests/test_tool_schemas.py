@@ -299,3 +299,9 @@ def test_docstring_parameter_docs_reach_the_schema_but_annotated_wins():
     props = params_of(load)["properties"]
     assert props["region"]["description"] == "From Annotated."
     assert props["limit"]["description"] == "How many rows."
+
+
+def test_enum_default_is_shown_as_its_value():
+    def paint(color: Color = Color.BLUE) -> None: ...
+
+    assert prop(paint, "color") == {"type": "string", "enum": ["red", "blue"], "default": "blue"}

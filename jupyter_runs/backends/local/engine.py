@@ -169,6 +169,10 @@ class Engine:
                 self.store.put_message(message)
         return thread
 
+    def _op_list_threads(self, params: Any, body: Any, query: Mapping[str, Any]) -> dict[str, Any]:
+        """An extension of ours (the spec has no way to list threads), for ``%runs threads``."""
+        return self.store.list_threads(**_page(query))
+
     def _op_create_thread(self, params: Any, body: dict[str, Any], query: Any) -> dict[str, Any]:
         return self._new_thread(body)
 

@@ -318,6 +318,9 @@ class Store:
     def delete_thread(self, thread_id: str) -> bool:
         return self._delete("threads", thread_id)
 
+    def list_threads(self, **page: Any) -> dict[str, Any]:
+        return self._page("threads", {}, **page)
+
     # -- messages ---------------------------------------------------------------------------
 
     def put_message(self, message: Mapping[str, Any]) -> None:
