@@ -12,7 +12,7 @@
   same backend.
 * 50 concurrent streaming runs on the served engine (a 100-word reply at 10 ms a word, a model's
   pace): p50 / p99 time to first event and to completion, against the bare server streaming the
-  same events at the same pace, 3 alternating rounds, each side's least disturbed round (lowest
+  same events at the same pace, 5 alternating rounds, each side's least disturbed round (lowest
   p99) kept. Goal: p99 time to first event under 100 ms.
 
     python bench/engine.py [--quick]
@@ -153,7 +153,7 @@ async def measure(quick: bool) -> list[Row]:
     repeat = 1 if quick else 3
     trials = 3 if quick else 15
     runs, run_words, pace = (10, 20, 0.01) if quick else (50, 100, 0.01)
-    rounds = 1 if quick else 3
+    rounds = 1 if quick else 5
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -51,6 +51,7 @@ def test_quickstart_runs_offline_and_saves_the_finished_conversation(tmp_path: P
 def test_data_analysis_shows_the_table_and_the_plot(tmp_path: Path) -> None:
     text = outputs(execute("data_analysis.ipynb", tmp_path))
     assert "Widgets" in text and "top_products" in text and "plot_monthly" in text
+    assert "[figure 500x250 shown to the user]" in text  # what the model was told of the plot
     assert "Run completed" in text
 
 

@@ -60,6 +60,9 @@ class Lab:
         env["JUPYTERLAB_WORKSPACES_DIR"] = str(self.settings / "workspaces")
         env["JUPYTER_RUNTIME_DIR"] = str(self.settings / "runtime")
         env.pop("JUPYTER_RUNS_MODEL", None)
+        env.pop("OPENAI_API_KEY", None)
+        # Kernels' embedded engine keeps threads here, not in the developer's Jupyter data dir.
+        env["JUPYTER_RUNS_STORE"] = str(self.settings / "threads.sqlite3")
         # No news / update toasts over the notebook (they would cover screenshots).
         notes = self.settings / "settings" / "@jupyterlab" / "apputils-extension"
         notes.mkdir(parents=True, exist_ok=True)
