@@ -240,6 +240,23 @@ class _Prepared:
     is_async: bool
 
 
+class _Interrupted(Exception):
+    """KeyboardInterrupt inside a tool task, carried out of the event loop as an ordinary exception:
+    a KeyboardInterrupt escaping a task stops the loop itself (on the portal, for good)."""
+
+
+async def _gather(coros: list[Awaitable[ToolCallRecord]]) -> list[ToolCallRecord]:
+    """All results in order; on an interrupt, cancel the other calls before reporting it."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 class _Refused(Exception):
     """A call that will not run; ``output`` tells the model why."""
 
@@ -367,7 +384,11 @@ class ToolRunner:
             why = f": {decision.reason}" if decision.reason else ""
             raise _Refused(f"the user declined to run {rec.name}{why}", status="denied")
         if decision.arguments is not None:
-            rec.arguments = dict(decision.arguments)
+            edited = decision.arguments
+            if isinstance(edited, str):  # an approver that hands back the edited JSON text
+                rec.arguments = edited
+                edited = self._parse(rec)
+            rec.arguments = dict(edited) if isinstance(edited, Mapping) else edited
             kwargs = self._arguments(spec, rec.arguments)
         return kwargs
 
@@ -447,7 +468,10 @@ class ToolRunner:
                 else:
                     self._execute_sync(prepared)
             if pending_async:
-                self._run_coroutine(lambda: asyncio.gather(*(self._execute_async(p) for p in pending_async)))
+                try:
+                    self._run_coroutine(lambda: _gather([self._execute_async(p) for p in pending_async]))
+                except _Interrupted:
+                    raise KeyboardInterrupt from None
         return records
 
     def _approve_sync(self, request: ApprovalRequest) -> Any:
@@ -503,9 +527,18 @@ class ToolRunner:
     async def run_async(self, run: Mapping[str, Any], tool_calls: list[Mapping[str, Any]]) -> list[ToolCallRecord]:
         """Run the calls on this loop; async tools concurrently, outputs in call order."""
         with _capture.routing():
-            return list(await asyncio.gather(*(self._one_async(run, call) for call in tool_calls)))
+            try:
+                return await _gather([self._one_async(run, call) for call in tool_calls])
+            except _Interrupted:
+                raise KeyboardInterrupt from None
 
     async def _one_async(self, run: Mapping[str, Any], call: Mapping[str, Any]) -> ToolCallRecord:
+        try:
+            return await self._one_async_inner(run, call)
+        except KeyboardInterrupt as exc:
+            raise _Interrupted from exc
+
+    async def _one_async_inner(self, run: Mapping[str, Any], call: Mapping[str, Any]) -> ToolCallRecord:
         rec = self._start(call)
         try:
             fn, spec, kwargs = self._prepare(run, rec)
@@ -551,6 +584,12 @@ class ToolRunner:
         self._finish(rec, sink)
 
     async def _execute_async(self, p: _Prepared) -> None:
+        try:
+            await self._execute_async_inner(p)
+        except KeyboardInterrupt as exc:
+            raise _Interrupted from exc
+
+    async def _execute_async_inner(self, p: _Prepared) -> None:
         rec, sink = p.record, _capture.Sink()
         with _capture.capture(sink):
             try:

@@ -46,7 +46,10 @@ def has_browser() -> bool:
     ("events.py", 2), ("transport.py", 4), ("engine.py", 8), ("tools.py", 2), ("render.py", 2)])
 def test_bench_script_prints_rows_with_ratios(script: str, figures: int) -> None:
     if script == "render.py" and not has_browser():
-        pytest.skip("needs /usr/bin/chromium and the built widget bundle")
+        message = "needs /usr/bin/chromium (apt-get install chromium) and the built widget bundle"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     rows = table_rows(run_bench(str(BENCH / script), "--quick"))
     assert len(rows) >= figures
     for figure, ours, baseline, ratio, goal, met in rows:

@@ -541,3 +541,57 @@ def test_cmyk_images_are_converted_for_display():
 
     text, displays = encode(Image.new("CMYK", (4, 4)), 16384)
     assert text == "[image 4x4 shown to the user]" and len(displays) == 1
+
+
+def test_keyboard_interrupt_in_an_async_tool_propagates_from_a_private_loop():
+    async def stop() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ToolRunner(tools=[stop]).run_sync(run_for(stop), [call("stop")])
+
+
+async def test_keyboard_interrupt_in_run_async_cancels_the_other_calls():
+    cancelled = []
+
+    async def stop() -> None:
+        await asyncio.sleep(0)
+        raise KeyboardInterrupt
+
+    async def wait() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    with pytest.raises(KeyboardInterrupt):
+        await ToolRunner(tools=[stop, wait]).run_async(run_for(stop, wait), [call("wait", {}, "1"), call("stop", {}, "2")])
+    assert cancelled == [True]
+
+
+def test_edited_arguments_may_come_back_as_json_text():
+    approver = lambda r: ApprovalDecision(True, '{"region": "south"}')  # noqa: E731
+    rec = one(ToolRunner(env=ENV, approve=True, approver=approver), RUN, "load_sales", {"region": "north"})
+    assert json.loads(rec.output) == {"region": "south", "limit": 3}
+    approver = lambda r: ApprovalDecision(True, "[1]")  # noqa: E731
+    rec = one(ToolRunner(env=ENV, approve=True, approver=approver), RUN, "load_sales", {"region": "north"})
+    assert rec.output == "error: the arguments of 'load_sales' must be a JSON object; got list"
+
+
+async def test_the_widget_approver_answers_through_its_card():
+    """The widget's real approval hook: a browser Approve with edited JSON reaches the tool."""
+    from jupyter_runs.widget import RunWidget
+
+    widget = RunWidget()
+    runner = ToolRunner(env=ENV, approve=True, approver=widget.request_approval)
+    task = asyncio.ensure_future(runner.run_async(RUN, [call("load_sales", {"region": "north"}, "c9")]))
+    for _ in range(100):
+        await asyncio.sleep(0)
+        if widget._approvals:
+            break
+    assert [a["status"] for a in widget._approvals] == ["pending"]
+    browser_msg = {"type": "approve", "id": "c9", "arguments": '{"region": "south", "limit": 2}'}
+    widget._on_front_end_msg(widget, browser_msg, [])  # what the card's Approve button sends
+    [rec] = await task
+    assert json.loads(rec.output) == {"region": "south", "limit": 2}
