@@ -35,8 +35,12 @@ _users = 0
 _saved: dict[str, Any] = {}
 
 
-class _Router(io.TextIOBase):
-    """A text stream that writes to the running tool call's sink, else to the real stream."""
+class _Router:
+    """A text stream that writes to the running tool call's sink, else to the real stream.
+
+    Not an ``io.TextIOBase``: its stub ``encoding``/``fileno`` would hide the real stream's, which
+    code like faulthandler and click asks for; everything not routed is delegated instead.
+    """
 
     def __init__(self, name: str, real: Any) -> None:
         self._name, self._real = name, real
@@ -55,6 +59,10 @@ class _Router(io.TextIOBase):
 
     def writable(self) -> bool:
         return True
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
 
     def isatty(self) -> bool:
         return _current.get() is None and bool(getattr(self._real, "isatty", lambda: False)())

@@ -190,3 +190,17 @@ def test_a_background_run_that_loses_its_server_shows_failed_with_the_reason(tmp
             server.stop()
         k.close()
 
+
+
+def test_poll_mode_in_the_background_updates_the_widget_to_the_end(tmp_path: Path) -> None:
+    k = Kernel(tmp_path, [{"tool_calls": [{"name": "double", "arguments": {"x": 21}}]}, {"text": "It is 42."}],
+               delay=0.0)
+    try:
+        k.ok('def double(x: int) -> int:\n    """Twice x."""\n    return 2 * x')
+        k.ok("%%run_assistant --poll --tools double\nDouble 21")
+        k.ok("import jupyter_runs as jr\nawait jr.wait_all()")
+        k.drain(0.3)
+        final = k.updates()[-1]
+        assert "It is 42." in final and "double(" in final and "completed" in final
+    finally:
+        k.close()

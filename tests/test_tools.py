@@ -13,8 +13,9 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
+import pydantic
 import pytest
 
 import jupyter_runs as jr
@@ -40,6 +41,15 @@ def call(name: str, arguments: Any = None, call_id: str = "call_1") -> dict[str,
 def one(runner: ToolRunner, run: dict[str, Any], name: str, arguments: Any = None) -> ToolCallRecord:
     [record] = runner.run_sync(run, [call(name, arguments)])
     return record
+
+
+class Item(pydantic.BaseModel):
+    sku: str
+    qty: int = 1
+
+
+class Where(TypedDict):
+    city: str
 
 
 class Region(enum.Enum):
@@ -595,3 +605,24 @@ async def test_the_widget_approver_answers_through_its_card():
     widget._on_front_end_msg(widget, browser_msg, [])  # what the card's Approve button sends
     [rec] = await task
     assert json.loads(rec.output) == {"region": "south", "limit": 2}
+
+
+def test_pydantic_and_typeddict_arguments_are_built():
+    def order(item: Item, where: Where) -> str:
+        return f"{type(item).__name__} {item.sku} x{item.qty} to {where['city']}"
+
+    rec = one(ToolRunner(tools=[order]), run_for(order), "order", {"item": {"sku": "A1"}, "where": {"city": "Oslo"}})
+    assert rec.output == "Item A1 x1 to Oslo"
+    rec = one(ToolRunner(tools=[order]), run_for(order), "order", {"item": {"qty": 2}, "where": {}})
+    assert "argument 'item' is missing required field 'sku'" in rec.output
+    assert "argument 'where' is missing required field 'city'" in rec.output
+
+
+def test_stdout_proxy_keeps_the_real_streams_attributes():
+    from jupyter_runs import _capture
+
+    real = sys.stdout
+    with _capture.routing():
+        assert sys.stdout is not real
+        assert sys.stdout.encoding == real.encoding
+    assert sys.stdout is real
