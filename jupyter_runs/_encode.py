@@ -16,6 +16,7 @@ import enum
 import io
 import json
 import math
+import sys
 from pathlib import PurePath
 from typing import Any
 
@@ -198,6 +199,11 @@ def _show_figure(fig: Any) -> tuple[str, list[dict[str, Any]]]:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     width, height = (int(round(x)) for x in fig.get_size_inches() * fig.dpi)
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None and getattr(fig, "number", None) in pyplot.get_fignums():
+        # Shown on the tool's card already; left open, the inline backend would show it a
+        # second time under whichever cell finishes next.
+        pyplot.close(fig)
     text = f"[figure {width}x{height} shown to the user]"
     return text, [_png_bundle(buf.getvalue(), text)]
 

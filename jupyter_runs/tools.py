@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import _capture
+from ._approval import ApprovalDecision, ApprovalRequest, ask_on_stdin, decision_of
 from ._encode import cap, encode
 from ._schema import ToolSpec, allows_none, build_spec
 from ._validate import check_object, convert
@@ -184,47 +185,6 @@ def _shape(schema: Any) -> Any:
     return out
 
 
-# --------------------------------------------------------------------------- approval
-
-
-@dataclass
-class ApprovalRequest:
-    """A tool call waiting for the user's go-ahead."""
-
-    tool_call_id: str
-    name: str
-    arguments: dict[str, Any]
-
-
-@dataclass
-class ApprovalDecision:
-    """The user's answer; ``arguments`` replaces the model's when given (validated again)."""
-
-    approved: bool
-    arguments: dict[str, Any] | None = None
-    reason: str | None = None
-
-
-def _decision(answer: Any) -> ApprovalDecision:
-    if isinstance(answer, ApprovalDecision):
-        return answer
-    if isinstance(answer, bool) or answer is None:
-        return ApprovalDecision(bool(answer))
-    get = answer.get if isinstance(answer, Mapping) else lambda k, d=None: getattr(answer, k, d)
-    return ApprovalDecision(bool(get("approved", False)), get("arguments"), get("reason"))
-
-
-def _format_call(name: str, args: Mapping[str, Any]) -> str:
-    shown = ", ".join(f"{k}={v!r}" for k, v in args.items())
-    return f"{name}({shown if len(shown) <= 200 else shown[:197] + '...'})"
-
-
-def ask_on_stdin(request: ApprovalRequest) -> ApprovalDecision:
-    """The approver of last resort in sync code: ask on the terminal / notebook input box."""
-    answer = input(f"Run tool {_format_call(request.name, request.arguments)}? [y/N] ")
-    return ApprovalDecision(answer.strip().lower() in ("y", "yes"))
-
-
 # --------------------------------------------------------------------------- running
 
 
@@ -263,6 +223,11 @@ class _Refused(Exception):
     def __init__(self, output: str, status: str = "failed") -> None:
         super().__init__(output)
         self.output, self.status = output, status
+
+    def apply(self, rec: ToolCallRecord) -> None:
+        rec.status, rec.output = self.status, self.output
+        if self.status == "failed":
+            rec.error = self.output.removeprefix("error: ")
 
 
 class ToolRunner:
@@ -378,7 +343,7 @@ class ToolRunner:
         arguments = self._parse(rec)
         return fn, spec, self._arguments(spec, arguments)
 
-    def _after_decision(self, rec: ToolCallRecord, spec: ToolSpec, decision: ApprovalDecision,
+    def _afterdecision_of(self, rec: ToolCallRecord, spec: ToolSpec, decision: ApprovalDecision,
                         kwargs: dict[str, Any]) -> dict[str, Any]:
         if not decision.approved:
             why = f": {decision.reason}" if decision.reason else ""
@@ -452,10 +417,10 @@ class ToolRunner:
                     fn, spec, kwargs = self._prepare(run, rec)
                     if self._needs_approval(rec.name, kwargs_json(rec)):
                         request = ApprovalRequest(rec.tool_call_id, rec.name, kwargs_json(rec))
-                        decision = _decision(self._approve_sync(request))
-                        kwargs = self._after_decision(rec, spec, decision, kwargs)
+                        decision = decision_of(self._approve_sync(request))
+                        kwargs = self._afterdecision_of(rec, spec, decision, kwargs)
                 except _Refused as refused:
-                    rec.status, rec.output = refused.status, refused.output
+                    refused.apply(rec)
                     self._finish(rec)
                     continue
                 except Exception as exc:  # an approval hook that raised
@@ -550,10 +515,10 @@ class ToolRunner:
                         "in async code"))
                 else:
                     answer = self.approver(request)
-                    decision = _decision(await answer if inspect.isawaitable(answer) else answer)
-                kwargs = self._after_decision(rec, spec, decision, kwargs)
+                    decision = decision_of(await answer if inspect.isawaitable(answer) else answer)
+                kwargs = self._afterdecision_of(rec, spec, decision, kwargs)
         except _Refused as refused:
-            rec.status, rec.output = refused.status, refused.output
+            refused.apply(rec)
             return self._finish(rec)
         except Exception as exc:
             self._fail(rec, exc)

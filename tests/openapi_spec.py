@@ -1,7 +1,7 @@
 """Validate payloads against the Assistants subset of the OpenAI spec with jsonschema.
 
-The spec file is shared, not vendored: ``../shared/openai-openapi/assistants-subset.yaml`` from the
-repo root (so ``Path(__file__).parents[2]``). It is OpenAPI 3.1 (JSON Schema 2020-12), but some
+The spec file is a verbatim copy of ``shared/openai-openapi/assistants-subset.yaml`` kept in
+``tests/fixtures/spec/`` so any clone can run these tests. It is OpenAPI 3.1 (JSON Schema 2020-12), but some
 schemas still carry the 3.0 ``nullable: true`` keyword, which JSON Schema ignores; those are
 rewritten to ``anyOf [..., null]`` on load, including the ``allOf: [$ref, {nullable: true}]`` form.
 One further, deliberate relaxation: list pages may have ``first_id``/``last_id`` null when
@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "openai-openapi" / "assistants-subset.yaml"
+SPEC_PATH = Path(__file__).resolve().parent / "fixtures" / "spec" / "assistants-subset.yaml"
 URI = "urn:assistants-subset"
 LIST_SCHEMAS = ("ListAssistantsResponse", "ListMessagesResponse", "ListRunsResponse",
                 "ListRunStepsResponse")
@@ -52,8 +52,8 @@ def _fix_nullable(node: Any) -> Any:
 def spec() -> dict[str, Any]:
     if not SPEC_PATH.exists():
         raise FileNotFoundError(
-            f"the Assistants spec subset is missing at {SPEC_PATH}; the tests expect the shared "
-            "folder next to the repository (../shared/openai-openapi/assistants-subset.yaml)"
+            f"the Assistants spec subset is missing at {SPEC_PATH}; copy it from "
+            "shared/openai-openapi/assistants-subset.yaml"
         )
     document = _fix_nullable(yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8")))
     schemas = document["components"]["schemas"]

@@ -24,7 +24,7 @@ from jupyter_runs.errors import BadRequestError, NotFoundError
 from jupyter_runs.events import RunState, fold, message_text
 from jupyter_runs.wire import TERMINAL_STATUSES, Event
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openai-openapi" / "examples"
+EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "examples" / "spec"  # verbatim copies
 TOOL = {"type": "function", "function": {"name": "load_sales", "description": "Sales rows.",
                                          "parameters": {"type": "object", "properties": {}}}}
 OTHER = {"type": "function", "function": {"name": "other", "parameters": {"type": "object"}}}
@@ -39,7 +39,7 @@ def script(tmp_path: Path, turns: list[dict[str, Any]], delay: float = 0.0, name
 def example_events(name: str) -> list[str]:
     path = EXAMPLES / name
     if not path.exists():
-        pytest.fail(f"spec example stream missing: {path} (shared/openai-openapi/examples)")
+        pytest.fail(f"spec example stream missing: {path} (tests/fixtures/examples/spec)")
     return [line[len("event: "):].strip() for line in path.read_text().splitlines()
             if line.startswith("event: ")]
 

@@ -305,3 +305,32 @@ def test_enum_default_is_shown_as_its_value():
     def paint(color: Color = Color.BLUE) -> None: ...
 
     assert prop(paint, "color") == {"type": "string", "enum": ["red", "blue"], "default": "blue"}
+
+
+def shipping(dest: Point, items: list[Order], mode: Literal["air", "sea"] = "sea",
+             note: Annotated[str | None, "Free text."] = None, dims: tuple[int, int] = (1, 1)) -> None:
+    """Ship things."""
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"dest": {"lat": 1.5}, "items": [{"item": "tea"}]},
+        {"dest": {"lat": 1, "lon": 2}, "items": [], "mode": "air", "note": None, "dims": [2, 3]},
+        {"dest": {"lat": 1.5}, "items": [{"item": "tea", "qty": 2.5}]},
+        {"dest": {"lat": 1.5, "alt": 3}, "items": []},
+        {"dest": {}, "items": [{"qty": 1}]},
+        {"dest": {"lat": 1.5}, "items": [], "mode": "rail"},
+        {"dest": {"lat": 1.5}, "items": [], "dims": [1, 2, 3]},
+        {"dest": {"lat": True}, "items": "tea"},
+        {"items": []},
+    ],
+)
+def test_our_validator_agrees_with_jsonschema(arguments):
+    from jupyter_runs._validate import check_object
+
+    schema = params_of(shipping)
+    errors: list[str] = []
+    check_object(arguments, schema, "", errors)
+    reference = list(jsonschema.Draft202012Validator(schema).iter_errors(arguments))
+    assert bool(errors) == bool(reference), (errors, [e.message for e in reference])

@@ -626,3 +626,20 @@ def test_stdout_proxy_keeps_the_real_streams_attributes():
         assert sys.stdout is not real
         assert sys.stdout.encoding == real.encoding
     assert sys.stdout is real
+
+
+def test_pyplot_figures_are_closed_once_shown_on_the_card():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def chart() -> Any:
+        fig, ax = plt.subplots(figsize=(4, 3), dpi=50)
+        ax.plot([1, 2])
+        return ax
+
+    before = len(plt.get_fignums())
+    rec = one(ToolRunner(tools=[chart]), run_for(chart), "chart")
+    assert rec.output == "[figure 200x150 shown to the user]" and len(rec.displays) == 1
+    assert len(plt.get_fignums()) == before
