@@ -10,6 +10,7 @@ coroutine needs runs there (tool calls come back to the caller's thread; see ``r
 from __future__ import annotations
 
 import asyncio
+import collections
 import queue
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -73,29 +74,56 @@ _END = object()
 def iterate(factory: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
     """Drive an async iterator on the portal loop and yield its items on the calling thread.
 
-    Items are handed over through a queue so the consumer (callbacks, tool calls) runs on the
-    caller's thread. Closing the returned generator (or an exception in the consumer) cancels the
-    producer, which closes the underlying stream.
+    Items are handed over so the consumer (callbacks, tool calls) runs on the caller's thread.
+    Closing the returned generator (or an exception in the consumer) cancels the producer, which
+    closes the underlying stream.
+
+    The hand-over is a deque plus a wake-up token sent only when the consumer is waiting, not a
+    queue per item: both threads take turns holding the GIL, and a blocking hand-over per item
+    made every event cost a thread switch (200,000 events: 13 us each instead of 6). Now the
+    consumer takes whatever arrived while it worked, in order.
     """
     if in_portal():
         raise RuntimeError("a sync jupyter_runs stream was opened on its own event loop thread; use the async API")
-    q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    items: collections.deque[Any] = collections.deque()
+    wake: queue.SimpleQueue[None] = queue.SimpleQueue()
+    waiting = False  # the consumer is blocked on `wake` (or about to be): the producer must wake it
+
+    def hand_over(item: Any) -> None:
+        nonlocal waiting
+        items.append(item)
+        if waiting:
+            waiting = False
+            wake.put(None)
 
     async def produce() -> None:
+        nonlocal waiting
         try:
             async for item in factory():
-                q.put(item)
+                items.append(item)
+                if waiting:
+                    waiting = False
+                    wake.put(None)
         except BaseException as exc:  # handed to the consumer, re-raised there
-            q.put((_END, exc))
+            hand_over((_END, exc))
             if isinstance(exc, asyncio.CancelledError):
                 raise
         else:
-            q.put((_END, None))
+            hand_over((_END, None))
 
     future = asyncio.run_coroutine_threadsafe(produce(), loop())
+    pop = items.popleft
     try:
         while True:
-            item = q.get()
+            if not items:
+                # Flag first, then look again: an item appended in between is seen here, and a
+                # token sent in between only makes a later wait return early (harmless).
+                waiting = True
+                if not items:
+                    wake.get()
+                waiting = False
+                continue
+            item = pop()
             if type(item) is tuple and len(item) == 2 and item[0] is _END:
                 if item[1] is not None and not isinstance(item[1], asyncio.CancelledError):
                     raise item[1]

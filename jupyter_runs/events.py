@@ -32,19 +32,21 @@ def _copy(value: Any) -> Any:
 def merge_delta(target: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
     """Merge ``delta`` into ``target`` in place and return ``target``."""
     for key, value in delta.items():
+        kind = type(value)
         current = target.get(key)
         if current is None or key in _REPLACE_KEYS:
-            target[key] = _copy(value)
-        elif type(value) is str and type(current) is str:
+            # only containers are copied: every other JSON value is immutable
+            target[key] = _copy(value) if kind is dict or kind is list else value
+        elif kind is str and type(current) is str:
             target[key] = None  # drop the dict's reference so `+=` grows the text in place, not O(n^2)
             current += value
             target[key] = current
-        elif type(value) is dict and type(current) is dict:
+        elif kind is dict and type(current) is dict:
             merge_delta(current, value)
-        elif type(value) is list and type(current) is list:
+        elif kind is list and type(current) is list:
             merge_list(current, value)
         elif value is not None:
-            target[key] = _copy(value)
+            target[key] = _copy(value) if kind is dict or kind is list else value
     return target
 
 
@@ -66,6 +68,86 @@ def merge_list(target: list[Any], delta: list[Any]) -> list[Any]:
         else:
             target.append(_copy(item))
     return target
+
+
+# -- fast paths -----------------------------------------------------------------------------------
+# Nearly every event of a long stream is one of two deltas: a message's text growing by a word
+#   {"content": [{"index": i, "type": "text", "text": {"value": "..."}}]}
+# and a tool call's arguments growing
+#   {"step_details": {"type": "tool_calls", "tool_calls": [{"index": i, "type": "function",
+#                                                            "function": {"arguments": "..."}}]}}
+# For those exact shapes, onto a snapshot whose part / call already holds every key the delta
+# names (so no key is inserted and key order cannot differ), the functions below do what
+# merge_delta would do, without its generic walk (one flat function each: calls cost here).
+# Anything else returns False, untouched, and takes the general path; tests/test_events.py checks
+# that both give equal snapshots over varied shapes.
+
+
+def _fold_text_delta(message: dict[str, Any], delta: dict[str, Any]) -> bool:
+    if len(delta) != 1:
+        return False
+    content = delta.get("content")
+    if type(content) is not list or len(content) != 1:
+        return False
+    item = content[0]
+    if type(item) is not dict or len(item) != 3:
+        return False
+    index, kind, text = item.get("index"), item.get("type"), item.get("text")
+    if type(index) is not int or type(kind) is not str or type(text) is not dict or len(text) != 1:
+        return False
+    value, parts = text.get("value"), message.get("content")
+    if type(value) is not str or type(parts) is not list or not 0 <= index < len(parts):
+        return False
+    part = parts[index]
+    if type(part) is not dict or part.get("index") != index or "type" not in part:
+        return False
+    target = part.get("text")
+    current = target.get("value") if type(target) is dict else None
+    if type(current) is not str:
+        return False
+    part["index"] = index
+    part["type"] = kind
+    target["value"] = None  # see merge_delta: lets `+=` grow the text in place
+    current += value
+    target["value"] = current
+    return True
+
+
+def _fold_arguments_delta(step: dict[str, Any], delta: dict[str, Any]) -> bool:
+    if len(delta) != 1:
+        return False
+    details = delta.get("step_details")
+    if type(details) is not dict or len(details) != 2:
+        return False
+    details_kind, calls = details.get("type"), details.get("tool_calls")
+    if type(details_kind) is not str or type(calls) is not list or len(calls) != 1:
+        return False
+    item = calls[0]
+    if type(item) is not dict or len(item) != 3:
+        return False
+    index, kind, function = item.get("index"), item.get("type"), item.get("function")
+    if type(index) is not int or type(kind) is not str or type(function) is not dict or len(function) != 1:
+        return False
+    value, snapshot = function.get("arguments"), step.get("step_details")
+    if type(value) is not str or type(snapshot) is not dict or "type" not in snapshot:
+        return False
+    parts = snapshot.get("tool_calls")
+    if type(parts) is not list or not 0 <= index < len(parts):
+        return False
+    part = parts[index]
+    if type(part) is not dict or part.get("index") != index or "type" not in part:
+        return False
+    target = part.get("function")
+    current = target.get("arguments") if type(target) is dict else None
+    if type(current) is not str:
+        return False
+    snapshot["type"] = details_kind
+    part["index"] = index
+    part["type"] = kind
+    target["arguments"] = None
+    current += value
+    target["arguments"] = current
+    return True
 
 
 @dataclass
@@ -92,13 +174,17 @@ def fold(state: RunState, event: str, data: Any) -> dict[str, Any] | None:
         msg = state.messages.get(data["id"])
         if msg is None:
             msg = state.messages[data["id"]] = {"id": data["id"], "object": "thread.message", "content": []}
-        merge_delta(msg, data.get("delta") or {})
+        delta = data.get("delta") or {}
+        if not _fold_text_delta(msg, delta):
+            merge_delta(msg, delta)
         return msg
     if event == "thread.run.step.delta":
         step = state.steps.get(data["id"])
         if step is None:
             step = state.steps[data["id"]] = {"id": data["id"], "object": "thread.run.step"}
-        merge_delta(step, data.get("delta") or {})
+        delta = data.get("delta") or {}
+        if not _fold_arguments_delta(step, delta):
+            merge_delta(step, delta)
         return step
     if event.startswith("thread.run.step."):
         state.steps[data["id"]] = data

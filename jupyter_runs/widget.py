@@ -315,11 +315,26 @@ class RunWidget(anywidget.AnyWidget):
             try:
                 result = callback()
                 if inspect.isawaitable(result):
-                    task = asyncio.ensure_future(result)
-                    self._tasks.add(task)
-                    task.add_done_callback(self._stop_done)
+                    self._run_soon(result)
             except Exception:
                 log.exception("a RunWidget stop callback failed")
+
+    def _run_soon(self, awaitable: Any) -> None:
+        """Run a stop coroutine on the loop that drives the run, even when the click is handled
+        on another thread (see ``_answer``)."""
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        target = self.task.get_loop() if self.task is not None else running
+        if target is not None and target is not running:
+            future = asyncio.run_coroutine_threadsafe(awaitable, target)
+            future.add_done_callback(lambda f: f.cancelled() or f.exception() is None
+                                     or log.warning("stopping the run failed: %s", f.exception()))
+            return
+        task = asyncio.ensure_future(awaitable)
+        self._tasks.add(task)
+        task.add_done_callback(self._stop_done)
 
     def _stop_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -348,7 +363,21 @@ class RunWidget(anywidget.AnyWidget):
             decision = _decision_type()(**fields)
         except TypeError:  # the tools module's type takes other fields: ours still carries the answer
             decision = ApprovalDecision(**fields)
-        future.set_result(decision)
+        # The click may be handled off the loop that awaits it (ipykernel 7 can dispatch comm
+        # messages from another thread); a plain set_result would then not wake that loop.
+        def settle() -> None:
+            if not future.done():
+                future.set_result(decision)
+
+        loop = future.get_loop()
+        try:
+            same_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            same_loop = False
+        if same_loop:
+            settle()
+        else:
+            loop.call_soon_threadsafe(settle)
 
     # -- output ------------------------------------------------------------------------------------
     def _now(self) -> float:

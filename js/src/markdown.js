@@ -74,86 +74,183 @@ export function renderMarkdown(text) {
   return sanitize(md.render(text || ""));
 }
 
-const FENCE = /^ {0,3}(`{3,}|~{3,})/;
+/** Sanitized markdown as a DOM fragment: skips serializing DOMPurify's tree to a string only for
+ * innerHTML to parse it again (that round trip was a third of a streaming flush). */
+function renderFragment(text, env) {
+  ensureHooks();
+  return purifier.sanitize(md.render(text || "", env), { ...PURIFY, RETURN_DOM_FRAGMENT: true });
+}
+
+// markdown-it normalizes line ends and NUL before parsing; we slice the text by lines, so we do too.
+const normalize = (s) => s.replace(/\r\n?/g, "\n").replace(/\0/g, "\uFFFD");
+// A line that may be (the start of) a reference-style link definition, at any container depth.
+const REF_DEF = /^[ \t>*+\-0-9.)]*\[[^\]\n]+\]:/m;
+// Frozen blocks are grouped so `content-visibility: auto` has a few dozen boxes to skip, not
+// thousands (each one costs an intersection check per frame).
+const GROUP_CHARS = 3000;
+// Time budget of one task of the background full re-render.
+const SLICE_MS = 12;
+
+/** Top-level block boundaries of `src` (line indexes where each top-level block starts). */
+function blockStarts(src) {
+  const tokens = [];
+  md.block.parse(src, md, {}, tokens);
+  const starts = [];
+  for (const t of tokens) if (t.level === 0 && t.nesting !== -1 && t.map) starts.push(t.map[0]);
+  return starts;
+}
+
+/** Character offset of the start of line `line` in `src`. */
+function lineOffset(src, line) {
+  let pos = 0;
+  for (let i = 0; i < line; i++) pos = src.indexOf("\n", pos) + 1;
+  return pos;
+}
+
+const defaultSchedule = (fn) =>
+  typeof requestAnimationFrame === "function" ? requestAnimationFrame(() => setTimeout(fn, 0)) : setTimeout(fn, 0);
 
 /**
- * A markdown view that grows with a streaming text. `update(text)` freezes the blocks that can no
- * longer change (followed by a blank line, outside a code fence) and re-renders only the tail;
- * `finish(text)` renders the whole text once as one document so cross-block constructs (loose
- * lists, reference links) come out exactly as markdown-it would render them.
+ * A markdown view that grows with a streaming text. Every top-level block that markdown-it has
+ * closed (a later block began on a complete line: CommonMark never reopens a closed block) is
+ * rendered once and frozen; only the open last block is re-rendered per update. Rendering the
+ * top-level blocks one by one gives the same HTML as rendering the text at once, so `finish(text)`
+ * renders just the tail too. The one exception is reference-style link definitions, which reach
+ * across blocks: when the text has any, finish re-renders the frozen chunks with every definition
+ * known, a few per task so no task is long. `options.schedule(fn)` runs fn in a later task.
  */
-export function createMarkdownView(el) {
+export function createMarkdownView(el, options = {}) {
+  const schedule = options.schedule || defaultSchedule;
   const frozen = document.createElement("div");
   frozen.className = "jr-md-frozen";
   const live = document.createElement("div");
   live.className = "jr-md-live";
   el.append(frozen, live);
-  let text = "";
-  let stableEnd = 0; // chars [0, stableEnd) are rendered into `frozen`
-  let scanPos = 0; // line scan position for fence tracking
-  let fence = null; // the open fence marker, or null
-  let lastBoundary = 0; // last blank-line boundary outside a fence
+  let text = ""; // what the caller passed, raw
+  let norm = ""; // normalize(text[0, used))
+  let used = 0;
+  let stable = 0; // norm[0, stable) is rendered into `frozen` (always a line start)
+  let parsedTo = -1; // norm length of complete lines last searched for closed blocks
+  let env = {}; // markdown-it env shared by the chunks: collects reference definitions in order
+  let refs = false; // a reference definition may be in the text
+  let chunks = []; // { src, nodes } per frozen chunk, in order
+  let group = null;
   let liveText = null;
   let renders = 0;
+  let generation = 0; // bumps on reset so a pending background re-render stops
 
-  function scan() {
-    // Walk whole lines only; a partial last line may still become a fence.
-    while (true) {
-      const nl = text.indexOf("\n", scanPos);
-      if (nl < 0) break;
-      const line = text.slice(scanPos, nl);
-      const m = FENCE.exec(line);
-      if (m) {
-        if (fence === null) fence = m[1];
-        else if (m[1][0] === fence[0] && m[1].length >= fence.length && line.trim() === m[1]) fence = null;
-      } else if (fence === null && line.trim() === "" && nl > 0) {
-        lastBoundary = nl + 1;
-      }
-      scanPos = nl + 1;
+  function reset() {
+    frozen.textContent = "";
+    live.textContent = "";
+    frozen.classList.remove("jr-md-done");
+    text = norm = "";
+    used = stable = 0;
+    parsedTo = -1;
+    env = {};
+    refs = false;
+    chunks = [];
+    group = null;
+    liveText = null;
+    generation += 1;
+  }
+
+  function absorb(next, all) {
+    let end = next.length;
+    // A trailing "\r" may be the first half of "\r\n": wait for the next character.
+    if (!all && end > used && next.charCodeAt(end - 1) === 13) end -= 1;
+    if (end > used) {
+      const added = normalize(next.slice(used, end));
+      if (!refs && REF_DEF.test(norm.slice(norm.lastIndexOf("\n", norm.length - 1) + 1) + added)) refs = true;
+      norm += added;
+      used = end;
     }
+    text = next;
+  }
+
+  function freeze(src) {
+    if (!src) return;
+    const frag = renderFragment(src, env);
+    renders += 1;
+    const nodes = [...frag.childNodes];
+    if (!group || group.dataset.chars > GROUP_CHARS) {
+      group = document.createElement("div");
+      group.className = "jr-md-block";
+      group.dataset.chars = 0;
+      frozen.append(group);
+    }
+    group.append(frag);
+    group.dataset.chars = Number(group.dataset.chars) + src.length;
+    chunks.push({ src, nodes, group });
   }
 
   function setLive(tail) {
     if (tail === liveText) return;
     liveText = tail;
-    live.innerHTML = renderMarkdown(tail);
+    // A copy: definitions in the open block are collected when it is frozen, in document order.
+    live.replaceChildren(renderFragment(tail, { references: { ...env.references } }));
     renders += 1;
+  }
+
+  /** Freeze every closed top-level block of the complete lines after `stable`. */
+  function advance() {
+    const complete = norm.lastIndexOf("\n") + 1;
+    if (complete <= stable || complete === parsedTo) return;
+    parsedTo = complete;
+    const src = norm.slice(stable, complete);
+    const starts = blockStarts(src);
+    if (starts.length < 2) return;
+    const cut = lineOffset(src, starts[starts.length - 1]);
+    freeze(src.slice(0, cut));
+    stable += cut;
+  }
+
+  /** Re-render the frozen chunks with every reference definition known, a slice per task. */
+  function rerenderAll() {
+    const mine = generation;
+    const queue = [...chunks];
+    const step = () => {
+      if (mine !== generation) return;
+      const start = performance.now();
+      while (queue.length && performance.now() - start < SLICE_MS) {
+        const chunk = queue.shift();
+        const frag = renderFragment(chunk.src, env);
+        renders += 1;
+        const nodes = [...frag.childNodes];
+        const anchor = chunk.nodes[0];
+        if (anchor && anchor.parentNode) anchor.parentNode.insertBefore(frag, anchor);
+        else chunk.group.append(frag);
+        for (const n of chunk.nodes) n.remove();
+        chunk.nodes = nodes;
+      }
+      if (queue.length) schedule(step);
+    };
+    schedule(step);
   }
 
   return {
     update(next) {
-      if (!next.startsWith(text)) {
-        // Not an append (a snapshot replaced the text): start over.
-        frozen.textContent = "";
-        text = "";
-        stableEnd = scanPos = lastBoundary = 0;
-        fence = null;
-        liveText = null;
-      }
-      text = next;
-      scan();
-      if (lastBoundary > stableEnd) {
-        const chunk = document.createElement("div");
-        chunk.className = "jr-md-block";
-        chunk.innerHTML = renderMarkdown(text.slice(stableEnd, lastBoundary));
-        frozen.append(chunk);
-        stableEnd = lastBoundary;
-        renders += 1;
-      }
-      setLive(text.slice(stableEnd));
+      if (!next.startsWith(text) || frozen.classList.contains("jr-md-done")) reset();
+      absorb(next, false);
+      advance();
+      const tail = norm.slice(stable) + (used < next.length ? "\n" : "");
+      setLive(tail);
     },
     finish(next) {
-      text = next;
-      frozen.textContent = "";
-      stableEnd = scanPos = lastBoundary = next.length;
-      fence = null;
-      liveText = null;
-      setLive(next);
-      // Treat everything as stable from here on; a later append restarts from the full text.
-      frozen.innerHTML = live.innerHTML;
+      const fresh = !next.startsWith(text) || frozen.classList.contains("jr-md-done") || chunks.length === 0;
+      if (fresh) reset();
+      absorb(next, true);
+      if (fresh) {
+        // Nothing to keep: one render of the whole text (markdown-it resolves references itself).
+        freeze(norm);
+      } else {
+        // The tail's blocks are all closed now; the frozen ones are kept as they are.
+        freeze(norm.slice(stable));
+        if (refs) rerenderAll();
+      }
+      stable = norm.length;
       live.textContent = "";
-      liveText = "";
-      stableEnd = next.length;
+      liveText = null;
+      frozen.classList.add("jr-md-done");
     },
     get live() {
       return live;

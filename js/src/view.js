@@ -42,6 +42,7 @@ function createMessageView(role) {
         if (text !== shown) md.update(text);
         finished = false;
       }
+      const changed = text !== shown || el.dataset.streaming !== (streaming ? "true" : "false");
       shown = text;
       el.dataset.streaming = streaming ? "true" : "false";
       if (streaming) {
@@ -54,6 +55,7 @@ function createMessageView(role) {
       } else if (caret.parentNode) {
         caret.remove();
       }
+      return changed;
     },
   };
 }
@@ -186,7 +188,12 @@ export function mountRunView(el, store, actions = {}) {
     const run = state.run || {};
     const status = run.status || (state.error ? "failed" : "queued");
     const terminal = TERMINAL.has(status);
+    // Reads first, while the layout from the last frame is still clean, and the scroll write
+    // before any DOM write: setting scrollTop after them would force a synchronous layout. The
+    // newest lines reach the view one frame later (the follow-up frame scheduled below).
     const atBottom = body.scrollHeight - body.scrollTop - body.clientHeight < 32;
+    if (atBottom && body.scrollTop + body.clientHeight < body.scrollHeight) body.scrollTop = body.scrollHeight;
+    let grew = false;
 
     root.dataset.status = status;
     setText(badgeText, STATUS_LABEL[status] || status);
@@ -247,11 +254,11 @@ export function mountRunView(el, store, actions = {}) {
         messages.append(view.el);
       }
       const streaming = !terminal && (msg.status || "in_progress") === "in_progress";
-      view.update(messageText(msg), streaming);
+      if (view.update(messageText(msg), streaming)) grew = true;
     }
 
-    if (atBottom) body.scrollTop = body.scrollHeight;
-    if (!terminal && state.run) tick();
+    if (atBottom && grew) schedule(); // follow the new text down on the next frame
+    else if (!terminal && state.run) tick();
   }
 
   let ticker = null;
