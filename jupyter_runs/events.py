@@ -168,24 +168,27 @@ def fold(state: RunState, event: str, data: Any) -> dict[str, Any] | None:
     """Apply one event to ``state``; return the snapshot it touched (run, message, step, thread),
     or ``None`` for ``done``, ``error`` and unknown events, which never raise."""
     state.events += 1
-    if event not in KNOWN_EVENTS:  # e.g. a newer server's "thread.run.heartbeat": never a snapshot
-        return None
+    # the two deltas first: they are nearly every event of a long stream
     if event == "thread.message.delta":
-        msg = state.messages.get(data["id"])
+        mid = data["id"]
+        msg = state.messages.get(mid)
         if msg is None:
-            msg = state.messages[data["id"]] = {"id": data["id"], "object": "thread.message", "content": []}
+            msg = state.messages[mid] = {"id": mid, "object": "thread.message", "content": []}
         delta = data.get("delta") or {}
         if not _fold_text_delta(msg, delta):
             merge_delta(msg, delta)
         return msg
     if event == "thread.run.step.delta":
-        step = state.steps.get(data["id"])
+        sid = data["id"]
+        step = state.steps.get(sid)
         if step is None:
-            step = state.steps[data["id"]] = {"id": data["id"], "object": "thread.run.step"}
+            step = state.steps[sid] = {"id": sid, "object": "thread.run.step"}
         delta = data.get("delta") or {}
         if not _fold_arguments_delta(step, delta):
             merge_delta(step, delta)
         return step
+    if event not in KNOWN_EVENTS:  # e.g. a newer server's "thread.run.heartbeat": never a snapshot
+        return None
     if event.startswith("thread.run.step."):
         state.steps[data["id"]] = data
         return data

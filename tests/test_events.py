@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,129 @@ def test_error_and_done_are_recorded():
     assert fold(state, "error", {"message": "boom"}) is None
     assert fold(state, "done", "[DONE]") is None
     assert state.error == {"message": "boom"} and state.done
+
+
+# -- the fast paths for text and tool-argument deltas ----------------------------------------------
+
+
+def _shaped(value: object) -> object:
+    """``value`` with every dict as its list of items: equality that also compares key order."""
+    if isinstance(value, dict):
+        return [(k, _shaped(v)) for k, v in value.items()]
+    if isinstance(value, list):
+        return [_shaped(v) for v in value]
+    return (type(value).__name__, value)
+
+
+def _random_text_event(rng: random.Random, mid: str) -> dict:
+    """A message delta, usually the common one-word shape, often something near it."""
+    if rng.random() < 0.7:
+        word = {"index": rng.choice([0, 0, 1]), "type": "text", "text": {"value": rng.choice(["w ", "x", ""])}}
+        return {"id": mid, "object": "thread.message.delta", "delta": {"content": [word]}}
+    part: dict = {"index": rng.choice([0, 0, 0, 1, 2, -1, True, 0.0, "0"]),
+                  "type": rng.choice(["text", "text", "image_file", None, 3]),
+                  "text": rng.choice([{"value": "w "}, {"value": "x"}, {"value": ""}, {"value": None},
+                                      {"value": "v", "annotations": []}, {"annotations": [{"index": 0}]},
+                                      "str", None, {"value": ["l"]}])}
+    for key in list(part):
+        if rng.random() < 0.08:
+            del part[key]
+    if rng.random() < 0.08:
+        part = {"text": part.pop("text", None), **part}  # same keys, another order
+    if rng.random() < 0.05:
+        part["extra"] = {"k": [1]}
+    content = [part] if rng.random() < 0.85 else rng.choice([[], [part, copy.deepcopy(part)], "c", None])
+    delta: dict = {"content": content}
+    if rng.random() < 0.05:
+        delta["role"] = "assistant"
+    if rng.random() < 0.03:
+        delta = rng.choice([{}, {"content": [{"type": "text"}]}, {"status": "x", "content": content}])
+    return {"id": mid, "object": "thread.message.delta", "delta": delta}
+
+
+def _random_call_event(rng: random.Random, sid: str) -> dict:
+    """A step delta, usually one tool call's next piece of arguments, often something near it."""
+    if rng.random() < 0.7:
+        call = {"index": rng.choice([0, 1]), "type": "function", "function": {"arguments": rng.choice(['{"a', "1"])}}
+        return {"id": sid, "object": "thread.run.step.delta",
+                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call]}}}
+    function = rng.choice([{"arguments": '{"a'}, {"arguments": "1"}, {"arguments": ""}, {"arguments": None},
+                           {"name": "f", "arguments": ""}, {"output": "o"}, {"arguments": {"x": 1}}, None])
+    call: dict = {"index": rng.choice([0, 0, 1, 1, 2, -1, False, 1.0]),
+                  "type": rng.choice(["function", "function", "code_interpreter", None]),
+                  "function": function}
+    if rng.random() < 0.1:
+        call["id"] = f"call_{rng.randrange(3)}"
+    for key in list(call):
+        if rng.random() < 0.06:
+            del call[key]
+    details: dict = {"type": rng.choice(["tool_calls", "tool_calls", "message_creation", None]),
+                     "tool_calls": [call] if rng.random() < 0.85 else rng.choice([[], [call, dict(call)], {}])}
+    if rng.random() < 0.06:
+        del details[rng.choice(["type", "tool_calls"])]
+    delta: dict = {"step_details": details}
+    if rng.random() < 0.04:
+        delta["usage"] = {"total_tokens": 1}
+    return {"id": sid, "object": "thread.run.step.delta", "delta": delta}
+
+
+def _general_fold(state: RunState, event: str, data: dict) -> None:
+    """What fold does for a delta, through the general merge only (the reference)."""
+    if event == "thread.message.delta":
+        target = state.messages.setdefault(data["id"], {"id": data["id"], "object": "thread.message", "content": []})
+    else:
+        target = state.steps.setdefault(data["id"], {"id": data["id"], "object": "thread.run.step"})
+    merge_delta(target, data.get("delta") or {})
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_delta_fast_paths_fold_exactly_like_the_general_merge(seed):
+    rng = random.Random(seed)
+    fast, general = RunState(), RunState()
+    starts = [
+        ("thread.message.created", {"id": "msg_1", "object": "thread.message", "role": "assistant", "content": []}),
+        ("thread.message.created", {"id": "msg_2", "object": "thread.message", "content": [
+            {"type": "text", "index": 0, "text": {"annotations": [], "value": "hi "}}]}),
+        ("thread.message.created", {"id": "msg_3", "object": "thread.message", "content": None}),
+        ("thread.run.step.created", {"id": "step_1", "object": "thread.run.step",
+                                     "step_details": {"type": "tool_calls", "tool_calls": []}}),
+        ("thread.run.step.created", {"id": "step_2", "object": "thread.run.step", "step_details": {
+            "tool_calls": [{"index": 0, "id": "c", "type": "function", "function": {"name": "f", "arguments": ""}}],
+            "type": "tool_calls"}}),
+    ]
+    for name, data in starts:
+        fold(fast, name, copy.deepcopy(data))
+        fold(general, name, copy.deepcopy(data))
+    handed: list[tuple[dict, dict]] = []  # (delta as a callback saw it, a copy taken then)
+    for _ in range(400):
+        if rng.random() < 0.6:
+            name, data = "thread.message.delta", _random_text_event(rng, rng.choice(["msg_1", "msg_2", "msg_3", "msg_4"]))
+        else:
+            name, data = "thread.run.step.delta", _random_call_event(rng, rng.choice(["step_1", "step_2", "step_3"]))
+        outcomes = []
+        for state, apply in ((fast, fold), (general, _general_fold)):
+            try:
+                apply(state, name, data)
+                outcomes.append(None)
+            except Exception as exc:  # odd shapes may fail; then both must fail alike
+                outcomes.append(type(exc))
+        assert outcomes[0] == outcomes[1]
+        handed.append((data, copy.deepcopy(data)))
+        assert _shaped(fast.messages) == _shaped(general.messages)
+        assert _shaped(fast.steps) == _shaped(general.steps)
+    assert all(data == seen for data, seen in handed)  # no delta was changed by a later event
+
+
+def test_common_deltas_take_the_fast_path_and_grow_the_text():
+    from jupyter_runs.events import _fold_arguments_delta, _fold_text_delta
+
+    message = {"id": "m", "content": [{"index": 0, "type": "text", "text": {"value": "a", "annotations": []}}]}
+    assert _fold_text_delta(message, {"content": [{"index": 0, "type": "text", "text": {"value": "b"}}]})
+    assert message["content"][0]["text"] == {"value": "ab", "annotations": []}
+    assert not _fold_text_delta(message, {"content": [{"index": 1, "type": "text", "text": {"value": "c"}}]})
+    step = {"step_details": {"type": "tool_calls", "tool_calls": [
+        {"index": 0, "id": "c", "type": "function", "function": {"name": "f", "arguments": "{"}}]}}
+    assert _fold_arguments_delta(step, {"step_details": {"type": "tool_calls", "tool_calls": [
+        {"index": 0, "type": "function", "function": {"arguments": "}"}}]}})
+    assert step["step_details"]["tool_calls"][0]["function"] == {"name": "f", "arguments": "{}"}
+    assert message["content"][0]["text"]["value"] == "ab"  # untouched by a miss

@@ -508,3 +508,71 @@ async def test_one_client_per_event_loop(replay, make_backend):
         thread.join(5)
         other.close()
     assert len(replay.requests) == 4
+
+
+# -- driven by the sync portal: chunks are decoded on the consumer's thread -------------------------
+
+
+def _sync_events(backend: HTTPBackend, source=None) -> tuple[list[Event], Exception | None]:
+    from jupyter_runs import _portal
+
+    seen: list[Event] = []
+    try:
+        for event in _portal.iterate(source or (lambda: backend.stream("create_run", {"thread_id": "t"}))):
+            seen.append(event)
+    except Exception as exc:
+        return seen, exc
+    return seen, None
+
+
+def test_sync_stream_gives_the_same_events_and_stops_at_done(replay):
+    parts = [("thread.run.created", {"id": "run_1"}),
+             b'event: thread.message.delta\ndata: {"id":"m","delta":{"content":[{"index":0,"type":"text","text":{"value":"a',
+             b'b"}}]}}\n\nevent: thread.run.completed\ndata: {"id":"run_1"}\n\n',
+             ("done", "[DONE]"), b"event: late\ndata: {}\n\n"]
+    replay.stream(*parts)
+    replay.stream(*parts)
+    backend = HTTPBackend(replay.url, KEY, max_retries=0, timeout=5.0)
+
+    async def collect():
+        return [e async for e in backend.stream("create_run", {"thread_id": "t"})]
+
+    expected = asyncio.run(collect())
+    seen, error = _sync_events(backend)
+    assert error is None
+    assert seen == expected
+    assert [e.event for e in seen] == ["thread.run.created", "thread.message.delta", "thread.run.completed", "done"]
+    assert seen[1].data["delta"]["content"][0]["text"]["value"] == "ab"
+
+
+def test_sync_stream_errors_come_after_the_events_before_them(replay):
+    backend = HTTPBackend(replay.url, KEY, max_retries=0, timeout=5.0)
+    replay.stream(("thread.run.created", {"id": "run_1"}), b'event: thread.run.queued\ndata: {"id": "' +
+                  KEY.encode() + b'"}}\n\n')
+    seen, error = _sync_events(backend)
+    assert [e.event for e in seen] == ["thread.run.created"]
+    assert isinstance(error, StreamError) and "invalid JSON" in str(error) and KEY not in str(error)
+
+    replay.stream(("thread.run.created", {"id": "run_1"}), ("thread.run.in_progress", {"id": "run_1"}), DROP)
+    seen, error = _sync_events(backend)
+    assert len(seen) == 2
+    assert isinstance(error, APIConnectionError) and "after 2 event(s)" in str(error)
+
+    replay.stream(("thread.run.created", {"id": "run_1"}))
+    seen, error = _sync_events(backend)
+    assert len(seen) == 1
+    assert isinstance(error, APIConnectionError) and "without a 'done' event" in str(error)
+
+
+def test_a_backend_wrapping_the_stream_still_gets_events(replay):
+    backend = HTTPBackend(replay.url, KEY, max_retries=0, timeout=5.0)
+    replay.stream(("thread.run.created", {"id": "run_1"}), ("done", "[DONE]"))
+
+    async def wrapped():
+        async for event in backend.stream("create_run", {"thread_id": "t"}):
+            assert isinstance(event, Event)
+            yield Event(event.event, {"wrapped": True})
+
+    seen, error = _sync_events(backend, wrapped)
+    assert error is None
+    assert [(e.event, e.data) for e in seen] == [("thread.run.created", {"wrapped": True}), ("done", {"wrapped": True})]

@@ -248,3 +248,16 @@ def test_missing_data_prefix_alone_is_an_error():
 
 def sse(event: str, data: object) -> bytes:
     return Event(event, data).to_sse()
+
+
+def test_take_appends_the_events_before_a_fault_then_raises():
+    chunk = b'event: a\ndata: {"n":1}\n\nevent: b\ndata: {"n":2}\n\nbogus line\n\n'
+    out: list = []
+    with pytest.raises(StreamError, match="malformed SSE line 7"):
+        SSEDecoder().take(chunk, out)
+    assert [(e.event, e.data) for e in out] == [("a", {"n": 1}), ("b", {"n": 2})]
+    seen = []
+    with pytest.raises(StreamError, match="malformed SSE line 7"):
+        for event in SSEDecoder().feed(chunk):
+            seen.append(event)
+    assert seen == out

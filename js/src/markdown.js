@@ -75,7 +75,7 @@ export function renderMarkdown(text) {
 }
 
 /** Sanitized markdown as a DOM fragment: skips serializing DOMPurify's tree to a string only for
- * innerHTML to parse it again (that round trip was a third of a streaming flush). */
+ * innerHTML to parse it again, on every flush. */
 function renderFragment(text, env) {
   ensureHooks();
   return purifier.sanitize(md.render(text || "", env), { ...PURIFY, RETURN_DOM_FRAGMENT: true });
@@ -134,7 +134,8 @@ export function createMarkdownView(el, options = {}) {
   let env = {}; // markdown-it env shared by the chunks: collects reference definitions in order
   let refs = false; // a reference definition may be in the text
   let chunks = []; // { src, nodes } per frozen chunk, in order
-  let group = null;
+  let group = null; // the frozen group new blocks go into
+  let groupChars = 0;
   let liveText = null;
   let renders = 0;
   let generation = 0; // bumps on reset so a pending background re-render stops
@@ -150,6 +151,7 @@ export function createMarkdownView(el, options = {}) {
     refs = false;
     chunks = [];
     group = null;
+    groupChars = 0;
     liveText = null;
     generation += 1;
   }
@@ -172,15 +174,22 @@ export function createMarkdownView(el, options = {}) {
     const frag = renderFragment(src, env);
     renders += 1;
     const nodes = [...frag.childNodes];
-    if (!group || group.dataset.chars > GROUP_CHARS) {
+    chunks.push({ src, nodes, group: openGroup() });
+    for (const node of nodes) {
+      const g = openGroup();
+      g.append(node);
+      groupChars += node.textContent.length;
+    }
+  }
+
+  function openGroup() {
+    if (!group || groupChars > GROUP_CHARS) {
       group = document.createElement("div");
       group.className = "jr-md-block";
-      group.dataset.chars = 0;
+      groupChars = 0;
       frozen.append(group);
     }
-    group.append(frag);
-    group.dataset.chars = Number(group.dataset.chars) + src.length;
-    chunks.push({ src, nodes, group });
+    return group;
   }
 
   function setLive(tail) {

@@ -24,19 +24,20 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import logging
 import random
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from .. import __version__
+from .. import __version__, _portal
 from ..errors import APIConnectionError, APIError, APITimeoutError, StreamError, error_for_status
 from ..sse import SSEDecoder
 from ..wire import Event
@@ -360,14 +361,26 @@ class HTTPBackend:
             )
         return JSONResponse(data, response.headers)
 
-    async def stream(
+    def stream(
         self,
         op: str,
         params: Mapping[str, str] | None = None,
         *,
         body: dict[str, Any] | None = None,
     ) -> AsyncIterator[Event]:
-        """The events of a streamed operation, ``done`` included; ends after ``done``."""
+        """The events of a streamed operation, ``done`` included; ends after ``done``.
+
+        Driven by the sync portal (``_portal.iterate``), the stream hands over each raw chunk to
+        be decoded on the consumer's thread instead (see ``_portal.Deferred``): same events,
+        same errors, but no decoded event waits in a cross-thread queue for the GC to scan."""
+        mode = {"deferred": False}
+        events = self._stream(op, params, body, mode)
+        _portal.offer_deferred(events, lambda: mode.__setitem__("deferred", True))
+        return events
+
+    async def _stream(
+        self, op: str, params: Mapping[str, str] | None, body: dict[str, Any] | None, mode: dict[str, bool]
+    ) -> AsyncIterator[Any]:
         _, request = self._request(op, params, body, None, stream=True)
         response, first, chunks = await self._send(request, stream=True)
         what = f"{request.method} {request.url.path}"
@@ -381,12 +394,24 @@ class HTTPBackend:
                     f"{self._scrub(first[:200].decode('utf-8', 'replace'))!r}"
                 )
             assert chunks is not None
+            if mode["deferred"]:
+                async for item in self._deferred(what, request, decoder, first, chunks):
+                    yield item
+                return
             chunk = first
             try:
                 while True:
-                    for event in decoder.feed(chunk):
+                    batch: list[Event] = []
+                    fault: StreamError | None = None
+                    try:
+                        decoder.take(chunk, batch)
+                    except StreamError as exc:
+                        fault = exc  # raised once the events before it are handed on
+                    for event in batch:
                         count += 1
                         yield event
+                    if fault is not None:
+                        raise fault
                     if decoder.done:
                         return
                     chunk = await anext(chunks, None)
@@ -417,6 +442,65 @@ class HTTPBackend:
                 )
         finally:
             await response.aclose()
+
+
+    async def _deferred(
+        self, what: str, request: httpx.Request, decoder: SSEDecoder, first: bytes, chunks: AsyncIterator[bytes]
+    ) -> AsyncIterator[_portal.Deferred]:
+        """``_stream``'s loop for the portal: chunks out as :class:`_portal.Deferred` work that
+        decodes them on the consumer's thread, with the same checks, counts and errors."""
+        count = 0
+        url = str(request.url)
+
+        def decode(chunk: bytes) -> Iterator[Event]:
+            nonlocal count
+            try:
+                for event in decoder.feed(chunk):
+                    count += 1
+                    yield event
+            except StreamError as exc:
+                raise self._scrub_stream_error(exc) from None
+            return decoder.done  # True ends the iteration (and cancels this producer)
+
+        def finish() -> Iterator[Event]:
+            nonlocal count
+            try:
+                for event in decoder.close():
+                    count += 1
+                    yield event
+            except StreamError as exc:
+                raise self._scrub_stream_error(exc) from None
+            if not decoder.done:
+                raise APIConnectionError(
+                    f"{what}: the stream ended early: the server closed it after {count} "
+                    "event(s) without a 'done' event",
+                    url=url,
+                )
+            return True
+
+        def fail(error: Callable[[int], Exception]) -> Iterator[Event]:
+            if not decoder.done:
+                raise error(count)
+            return True
+            yield  # a generator, like the others
+
+        chunk: bytes | None = first
+        try:
+            while chunk is not None:
+                yield _portal.Deferred(functools.partial(decode, chunk))
+                chunk = await anext(chunks, None)
+        except httpx.TimeoutException:
+            yield _portal.Deferred(functools.partial(fail, lambda n: APITimeoutError(
+                f"{what}: the stream was silent for more than {self.timeout.read}s after {n} event(s)",
+                url=url)))
+            return
+        except httpx.TransportError as exc:
+            why = f"{type(exc).__name__}: {self._scrub(str(exc))}"
+            yield _portal.Deferred(functools.partial(fail, lambda n: APIConnectionError(
+                f"{what}: the stream ended early: the connection dropped after {n} event(s) ({why})",
+                url=url)))
+            return
+        yield _portal.Deferred(finish)
 
 
 def _should_retry(response: httpx.Response) -> bool:
