@@ -30,9 +30,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="SQLite file for threads and runs (default: in the Jupyter data dir)")
     serve.add_argument("--api-key", default=None,
                        help="require 'Authorization: Bearer KEY' (default: $JUPYTER_RUNS_API_KEY; "
-                       "none means no auth)")
+                       "neither means no auth, loopback Host names only; an empty key is an error)")
     serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
-                       help="allow browser calls from ORIGIN (repeatable; '*' for any). Off by default.")
+                       help="allow browser calls from ORIGIN, e.g. http://localhost:5173 "
+                       "(repeatable; '*' for any). Off by default: browser requests are refused.")
+    serve.add_argument("--scripted-dir", default=None, metavar="DIR",
+                       help="directory scripted:PATH models are read from; paths outside it are "
+                       "refused (default: the working directory)")
     serve.add_argument("--log-level", default="info",
                        choices=("critical", "error", "warning", "info", "debug"))
     return parser
@@ -41,12 +45,21 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
-        from .server import serve
+        from .server import exposure_warnings, serve
 
-        api_key = args.api_key or os.environ.get("JUPYTER_RUNS_API_KEY") or None
+        env_key = os.environ.get("JUPYTER_RUNS_API_KEY")
+        api_key = args.api_key if args.api_key is not None else env_key
+        if api_key is not None and not api_key.strip():
+            # `--api-key "$KEY"` with KEY unset must not quietly serve with no auth.
+            where = "--api-key" if args.api_key is not None else "JUPYTER_RUNS_API_KEY"
+            print(f"jupyter-runs: {where} is empty; give a key, or leave it out to serve without "
+                  "auth (loopback only)", file=sys.stderr)
+            return 2
         if not 0 <= args.port <= 65535:
             print(f"jupyter-runs: --port must be 0..65535, got {args.port}", file=sys.stderr)
             return 2
+        for warning in exposure_warnings(args.host, api_key, args.cors_origin):
+            print(f"jupyter-runs: {warning}", file=sys.stderr, flush=True)
 
         def ready(url: str, store: str) -> None:
             auth = "bearer key required" if api_key else "no auth"
@@ -55,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             serve(args.host, args.port, args.store, api_key, cors_origins=args.cors_origin,
-                  log_level=args.log_level, on_ready=ready)
+                  scripted_dir=args.scripted_dir, log_level=args.log_level, on_ready=ready,
+                  warn=False)
         except OSError as exc:
             print(f"jupyter-runs: {exc}", file=sys.stderr)
             return 1

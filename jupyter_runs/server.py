@@ -2,7 +2,18 @@
 
 Routes come from :data:`jupyter_runs.backends.OPERATIONS` (the one table the HTTP client uses
 too), and each request becomes exactly one ``backend.call`` or ``backend.stream``: the app only
-adapts HTTP (auth, JSON, status codes, SSE, CORS) and holds no Assistants logic.
+adapts HTTP (auth, JSON, status codes, SSE, CORS) and holds no Assistants logic. Bodies and query
+parameters are checked against the spec subset first (``_requests.py``), so the engine only ever
+sees requests the spec allows.
+
+Who may call (README, "Serving the engine"). A browser sends any page's "simple" requests to
+127.0.0.1 without asking, and a page whose name is rebound to 127.0.0.1 is same-origin to it, so:
+a request from a browser whose ``Origin`` is not one of ``cors_origins`` is refused (403); a body
+must be ``application/json``, which no form or no-cors fetch can send; and without an API key
+only loopback ``Host`` names are answered (Starlette's ``TrustedHostMiddleware``), which a rebound
+name is not. With a key the key is the guard (a browser never adds it by itself), so any ``Host``
+is answered, e.g. behind a proxy. Starlette's ``CORSMiddleware`` answers preflights and adds the
+CORS headers for the configured origins.
 
 A streaming response whose client goes away keeps draining the run's events instead of closing the
 stream: under Assistants semantics a run goes on until it ends or is cancelled, and closing the
@@ -13,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import json
 import logging
 import re
@@ -22,13 +34,17 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from ._requests import check_body, check_query, parse_body
 from .backends import OPERATIONS, Backend, Operation
 from .errors import (
     APIError,
     AuthenticationError,
-    BadRequestError,
     InternalServerError,
     NotFoundError,
+    PermissionDeniedError,
 )
 from .wire import Event
 
@@ -40,7 +56,10 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 PREFIX = "/v1"
 MAX_BODY = 32 * 1024 * 1024  # a request body larger than this is refused (413), not buffered
-_ALLOWED_HEADERS = "authorization, content-type, openai-beta, openai-organization, openai-project"
+_ALLOWED_HEADERS = ("authorization", "content-type", "openai-beta", "openai-organization",
+                    "openai-project")
+# Without a key these are the only Host names answered: a DNS-rebound name is none of them.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 class MethodNotAllowedError(APIError):
@@ -51,6 +70,11 @@ class MethodNotAllowedError(APIError):
 
 class PayloadTooLargeError(APIError):
     status = 413
+    default_type = "invalid_request_error"
+
+
+class UnsupportedMediaTypeError(APIError):
+    status = 415
     default_type = "invalid_request_error"
 
 
@@ -94,18 +118,16 @@ def match(method: str, path: str) -> tuple[Operation, dict[str, str]]:
     raise NotFoundError(f"Invalid URL ({method} {path})", code="unknown_url")
 
 
-def _query(raw: bytes) -> dict[str, Any]:
-    """Query parameters as strings; a repeated key (``include[]=a&include[]=b``) becomes a list."""
-    out: dict[str, Any] = {}
+def _query(raw: bytes) -> dict[str, list[str]]:
+    """Every value of each query parameter, in order (``check_query`` decides what may repeat)."""
+    out: dict[str, list[str]] = {}
     for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
-        if key in out:
-            prev = out[key]
-            out[key] = [*prev, value] if isinstance(prev, list) else [prev, value]
-        elif key.endswith("[]"):
-            out[key] = [value]
-        else:
-            out[key] = value
+        out.setdefault(key, []).append(value)
     return out
+
+
+def _is_json(content_type: str | None) -> bool:
+    return (content_type or "").split(";", 1)[0].strip().lower() == "application/json"
 
 
 class AssistantsApp:
@@ -113,9 +135,20 @@ class AssistantsApp:
 
     def __init__(self, backend: Backend, *, api_key: str | None = None,
                  cors_origins: Iterable[str] = ()) -> None:
+        if api_key is not None and not api_key.strip():
+            # `--api-key "$KEY"` with KEY unset: serving with no auth would be the silent surprise
+            raise ValueError("the API key is empty; pass a non-empty key, or None for no auth")
         self.backend = backend
-        self._api_key = api_key or None
+        self._api_key = api_key
         self.cors_origins = tuple(cors_origins)
+        entry: Any = self._http
+        if self.cors_origins:
+            entry = CORSMiddleware(entry, allow_origins=self.cors_origins,
+                                   allow_methods=("GET", "POST", "DELETE"),
+                                   allow_headers=_ALLOWED_HEADERS, expose_headers=("x-request-id",))
+        if api_key is None:
+            entry = TrustedHostMiddleware(entry, allowed_hosts=LOOPBACK_HOSTS, www_redirect=False)
+        self._entry = entry
 
     def __repr__(self) -> str:
         auth = "bearer" if self._api_key else "none"
@@ -125,7 +158,7 @@ class AssistantsApp:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
-            await self._http(scope, receive, send)
+            await self._entry(scope, receive, send)
         # websockets are not part of the API: returning without accepting refuses them
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -144,18 +177,23 @@ class AssistantsApp:
     # -- HTTP -----------------------------------------------------------------------------------
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        cors = self._cors_headers(headers.get("origin"))
         request_id = f"req_{secrets.token_hex(12)}"
-        base = [(b"x-request-id", request_id.encode()), *cors]
+        base = [(b"x-request-id", request_id.encode())]
         method = scope["method"]
-        if method == "OPTIONS" and self.cors_origins:
-            await self._preflight(send, base)
-            return
         try:
+            self._check_origin(headers.get("origin"))
             self._authorize(headers.get("authorization"))
             op, params = match(method, scope["path"])
-            body = await self._body(receive, op) if op.method == "POST" else None
-            query = _query(scope.get("query_string", b""))
+            query = check_query(op.name, _query(scope.get("query_string", b"")))
+            body = None
+            if op.method == "POST":
+                raw = await self._read(receive)
+                if raw.strip() and not _is_json(headers.get("content-type")):
+                    raise UnsupportedMediaTypeError(
+                        f"{op.method} {op.path} takes a JSON body: send it with "
+                        "'Content-Type: application/json'.", code="unsupported_media_type")
+                body = parse_body(raw, f"{op.method} {op.path}")
+                check_body(op.name, body)
             if op.streams and body is not None and body.get("stream") is True:
                 await self._stream(send, receive, base, self.backend.stream(op.name, params, body=body))
                 return
@@ -173,6 +211,16 @@ class AssistantsApp:
             return
         await self._json(send, 200, result, base)
 
+    def _check_origin(self, origin: str | None) -> None:
+        """Refuse a browser request from a page not in ``cors_origins``: without this, any web
+        page could make the browser POST here (CORS only hides the answer, it does not stop the
+        request)."""
+        if origin is None or "*" in self.cors_origins or origin in self.cors_origins:
+            return
+        raise PermissionDeniedError(
+            f"Requests from the web page at {origin[:200]} are not allowed; start the server "
+            "with --cors-origin ORIGIN to allow a page's origin.", code="origin_not_allowed")
+
     def _authorize(self, header: str | None) -> None:
         if self._api_key is None:
             return
@@ -187,7 +235,7 @@ class AssistantsApp:
         if not hmac.compare_digest(token.strip().encode(), self._api_key.encode()):
             raise AuthenticationError("Incorrect API key provided.", code="invalid_api_key")
 
-    async def _body(self, receive: Receive, op: Operation) -> dict[str, Any]:
+    async def _read(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -202,24 +250,7 @@ class AssistantsApp:
             chunks.append(chunk)
             if not message.get("more_body"):
                 break
-        raw = b"".join(chunks)
-        if not raw.strip():
-            return {}
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequestError(
-                f"We could not parse the JSON body of your request ({exc}). The body must be a "
-                "JSON object.",
-                code="invalid_json",
-            ) from None
-        if not isinstance(body, dict):
-            raise BadRequestError(
-                f"The JSON body of {op.method} {op.path} must be an object, got "
-                f"{type(body).__name__}.",
-                code="invalid_json",
-            )
-        return body
+        return b"".join(chunks)
 
     async def _json(self, send: Send, status: int, payload: Any,
                     headers: list[tuple[bytes, bytes]]) -> None:
@@ -269,29 +300,6 @@ class AssistantsApp:
         if not gone.is_set():
             await send({"type": "http.response.body", "body": b""})
 
-    async def _preflight(self, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
-        await send({
-            "type": "http.response.start",
-            "status": 204,
-            "headers": [
-                (b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"),
-                (b"access-control-allow-headers", _ALLOWED_HEADERS.encode()),
-                (b"access-control-max-age", b"600"),
-                *headers,
-            ],
-        })
-        await send({"type": "http.response.body", "body": b""})
-
-    def _cors_headers(self, origin: str | None) -> list[tuple[bytes, bytes]]:
-        """CORS response headers, only for a configured origin (or ``*``)."""
-        if not origin or not self.cors_origins:
-            return []
-        if "*" in self.cors_origins:
-            return [(b"access-control-allow-origin", b"*")]
-        if origin in self.cors_origins:
-            return [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
-        return []
-
 
 async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
     while True:
@@ -313,9 +321,35 @@ async def _send_event(send: Send, gone: asyncio.Event, event: Event) -> None:
 def create_app(backend: Backend, *, api_key: str | None = None,
                cors_origins: Iterable[str] = ()) -> AssistantsApp:
     """The Assistants API over ``backend`` under ``/v1``. ``api_key``: require
-    ``Authorization: Bearer KEY``. ``cors_origins``: origins (or ``"*"``) allowed to call from a
-    browser; none by default."""
+    ``Authorization: Bearer KEY`` (an empty key is a ``ValueError``); without one only loopback
+    ``Host`` names are answered. ``cors_origins``: origins (or ``"*"``) allowed to call from a
+    browser; none by default, and a browser request from any other origin is refused."""
     return AssistantsApp(backend, api_key=api_key, cors_origins=cors_origins)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server on this machine."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def exposure_warnings(host: str, api_key: str | None, cors_origins: Iterable[str] = ()) -> list[str]:
+    """What the user must hear before serving with this configuration (the CLI prints these)."""
+    out: list[str] = []
+    if api_key is None and not is_loopback(host):
+        out.append(
+            f"WARNING: serving on {host} WITHOUT an API key. Browsers are held to Host names "
+            "127.0.0.1/localhost, but any program that can reach this port can read every thread "
+            "and start runs. Set --api-key or JUPYTER_RUNS_API_KEY, or bind 127.0.0.1.")
+    if api_key is None and "*" in tuple(cors_origins):
+        out.append(
+            "WARNING: --cors-origin '*' WITHOUT an API key: every web page you open can read "
+            "your threads and start runs here. Name the origins you use, or set an API key.")
+    return out
 
 
 def serve(
@@ -325,16 +359,23 @@ def serve(
     api_key: str | None = None,
     *,
     cors_origins: Iterable[str] = (),
+    scripted_dir: str | None = None,
     model_config: dict[str, Any] | None = None,
     log_level: str = "info",
     on_ready: Callable[[str, str], None] | None = None,
+    warn: bool = True,
 ) -> None:
     """Serve the embedded engine (store ``store``, default the Jupyter data dir) until stopped.
 
-    The socket is bound here, before uvicorn starts, so ``port=0`` works and ``on_ready(url,
-    store_path)`` gets the real URL (the CLI prints it; tests read it). A store that can't be
-    opened or an address that can't be bound raise ``OSError`` saying which.
+    ``scripted_dir``: the directory ``scripted:PATH`` models are read from (relative paths resolve
+    against it, and no path outside it is opened: clients pick the model id). Default: the working
+    directory. The socket is bound here, before uvicorn starts, so ``port=0`` works and
+    ``on_ready(url, store_path)`` gets the real URL (the CLI prints it; tests read it). A store
+    that can't be opened or an address that can't be bound raise ``OSError`` saying which; an
+    empty ``api_key`` raises ``ValueError``. ``warn``: log :func:`exposure_warnings` (the CLI
+    prints them itself).
     """
+    import os
     import socket
     import sqlite3
 
@@ -343,8 +384,13 @@ def serve(
     from .backends.local.backend import LocalBackend
     from .backends.local.store import default_store_path
 
+    if api_key is not None and not api_key.strip():
+        raise ValueError("the API key is empty; pass a non-empty key, or None for no auth")
+    for warning in exposure_warnings(host, api_key, cors_origins) if warn else ():
+        log.warning(warning)
+    config_ = {"scripted_dir": os.path.abspath(scripted_dir or os.getcwd()), **(model_config or {})}
     try:
-        backend = LocalBackend(store=store, model_config=dict(model_config or {}))
+        backend = LocalBackend(store=store, model_config=config_)
     except (OSError, sqlite3.Error) as exc:
         raise OSError(f"cannot open the store {store or default_store_path()}: {exc}") from exc
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

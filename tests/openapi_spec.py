@@ -11,6 +11,7 @@ One further, deliberate relaxation: list pages may have ``first_id``/``last_id``
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +111,71 @@ def validate_event(event: str, data: Any) -> None:
         raise AssertionError(f"event {event!r} is not an Assistants stream event")
     _event_validator(event).validate(data)
     validator("AssistantStreamEvent").validate({"event": event, "data": data})
+
+
+# -- the packaged request schemas -------------------------------------------------------------
+# The server validates request bodies and query parameters against the spec at runtime, where
+# pyyaml is not a dependency, so the part it needs is extracted into jupyter_runs/_spec.json:
+# `python -m tests.openapi_spec` writes it and test_server_security.py checks it is current.
+
+PACKAGED_SPEC = Path(__file__).resolve().parents[1] / "jupyter_runs" / "_spec.json"
+_DROP = ("description", "title", "example", "examples", "deprecated")
+_PREFIX = "#/components/schemas/"
+
+
+def _compact(node: Any, *, names: bool = False) -> Any:
+    """``node`` without documentation keywords, refs pointing at ``#/$defs/``. ``names``: ``node``
+    maps property names to schemas (so a property called ``description`` stays)."""
+    if isinstance(node, list):
+        return [_compact(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if not names and (key in _DROP or key.startswith("x-")):
+            continue
+        if key == "$ref" and isinstance(value, str):
+            out[key] = "#/$defs/" + value.removeprefix(_PREFIX)
+        else:
+            out[key] = _compact(value, names=not names and key in ("properties", "patternProperties"))
+    return out
+
+
+def request_schemas() -> dict[str, Any]:
+    """Per operation name, the body schema's name and the query parameters' schemas, plus every
+    schema a body schema refers to (``$defs``)."""
+    from jupyter_runs.backends import OPERATIONS
+
+    document = spec()
+    schemas = document["components"]["schemas"]
+    operations: dict[str, Any] = {}
+    for op in OPERATIONS.values():
+        # list_threads is our extension (no spec entry): it pages like list_assistants.
+        path, method = (("/assistants", "get") if op.name == "list_threads"
+                        else (op.path, op.method.lower()))
+        entry = document["paths"][path][method]
+        body = (entry.get("requestBody") or {}).get("content", {}).get("application/json", {})
+        query = {p["name"]: _compact(p["schema"]) for p in entry.get("parameters", ())
+                 if p.get("in") == "query"}
+        operations[op.name] = {"body": body["schema"]["$ref"].removeprefix(_PREFIX) if body else None,
+                               "query": query}
+    needed: set[str] = set()
+    todo = [o["body"] for o in operations.values() if o["body"]]
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        text = json.dumps(schemas[name])
+        todo += [ref.split('"')[0] for ref in text.split(f'"$ref": "{_PREFIX}')[1:]]
+    return {"operations": operations,
+            "$defs": {name: _compact(schemas[name]) for name in sorted(needed)}}
+
+
+def packaged_text() -> str:
+    return json.dumps(request_schemas(), sort_keys=True, separators=(",", ":")) + "\n"
+
+
+if __name__ == "__main__":
+    PACKAGED_SPEC.write_text(packaged_text(), encoding="utf-8")
+    print(f"wrote {PACKAGED_SPEC} ({PACKAGED_SPEC.stat().st_size:,} bytes)")

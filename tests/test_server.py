@@ -342,12 +342,14 @@ def test_without_a_key_no_auth_is_asked():
 
 
 def test_cors_is_off_unless_configured(api, served):
+    """Even with the key, a browser request from an origin not configured is refused."""
     preflight = api.options("/assistants", headers={
         "origin": "http://evil.example", "access-control-request-method": "POST"})
-    assert preflight.status_code == 405
+    assert failed(preflight, 403)["code"] == "origin_not_allowed"
     plain = api.get("/assistants", headers={"origin": "http://evil.example"})
-    assert plain.status_code == 200
+    assert failed(plain, 403)["code"] == "origin_not_allowed"
     assert not any(h.startswith("access-control-") for h in plain.headers)
+    assert api.options("/assistants").status_code == 405  # no Origin: not a preflight at all
 
 
 def test_cors_allows_only_configured_origins():
@@ -357,12 +359,13 @@ def test_cors_allows_only_configured_origins():
         preflight = client.options("/threads", headers={
             "origin": origin, "access-control-request-method": "POST",
             "access-control-request-headers": "authorization, content-type"})
-        assert preflight.status_code == 204
+        assert preflight.status_code == 200
         assert preflight.headers["access-control-allow-origin"] == origin
         assert "authorization" in preflight.headers["access-control-allow-headers"]
         assert client.get("/assistants", headers={"origin": origin}).headers[
             "access-control-allow-origin"] == origin
         other = client.get("/assistants", headers={"origin": "http://other.example"})
+        assert failed(other, 403)["code"] == "origin_not_allowed"
         assert "access-control-allow-origin" not in other.headers
 
 

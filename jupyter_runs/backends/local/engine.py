@@ -312,6 +312,10 @@ class Engine:
             if not isinstance(item, Mapping) or not isinstance(item.get("tool_call_id"), str):
                 raise BadRequestError(f"Missing required parameter: 'tool_outputs[{i}].tool_call_id'.",
                                       param="tool_outputs")
+            if item["tool_call_id"] in given:  # last-wins would drop an output silently
+                raise BadRequestError(
+                    f"Duplicate tool_call_id '{item['tool_call_id']}' in 'tool_outputs[{i}]'; "
+                    "give one output per tool call.", param=f"tool_outputs[{i}].tool_call_id")
             if item["tool_call_id"] not in calls:
                 raise BadRequestError(
                     f"No tool call found with id '{item['tool_call_id']}' on run {run['id']}.",

@@ -96,13 +96,14 @@ def split_model_id(model_id: str) -> tuple[str, str]:
 
 def resolve_model(model_id: str, **config: Any) -> ModelAdapter:
     """The adapter for a ``provider:name`` id. ``config`` may carry ``base_url`` / ``api_key``
-    overrides (``compat:`` needs ``base_url``). Unknown providers raise ``ModelError`` with code
+    overrides (``compat:`` needs ``base_url``), and ``scripted_dir`` (see ``ScriptedModel``). Unknown providers raise ``ModelError`` with code
     ``invalid_prompt`` naming the accepted ones."""
     provider, name = split_model_id(model_id)
+    scripted_dir = config.pop("scripted_dir", None)  # a served engine confines scripted: paths
     if provider == "scripted":
         from .scripted import ScriptedModel
 
-        return ScriptedModel(name)
+        return ScriptedModel(name, root=scripted_dir)
     if provider in ("openai", "ollama", "compat"):
         return ChatCompletionsModel.for_provider(provider, name=name, **config)
     raise ModelError(

@@ -62,11 +62,23 @@ def split_words(text: str) -> list[str]:
 class ScriptedModel:
     """Plays ``path`` (resolved against the working directory when constructed).
 
-    ``requests`` keeps the last requests received, so tests can check what the engine sent.
+    ``root``: a served engine's scripted directory. ``path`` then resolves against it and must lie
+    inside it (symlinks followed): remote clients name the path, and an engine that opened any
+    file would tell them which files exist. ``requests`` keeps the last requests received, so
+    tests can check what the engine sent.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path).expanduser().resolve()
+    def __init__(self, path: str | Path, root: str | Path | None = None) -> None:
+        if root is None:
+            self.path = Path(path).expanduser().resolve()
+        else:
+            base = Path(root).resolve()
+            self.path = (base / path).resolve()
+            if not self.path.is_relative_to(base):
+                # The same answer whether or not the file exists: no oracle.
+                raise ModelError(f"model script {path} is outside this server's scripted "
+                                 f"directory (jupyter-runs serve --scripted-dir)",
+                                 code="invalid_prompt")
         self.requests: deque[ModelRequest] = deque(maxlen=256)
 
     def __repr__(self) -> str:
