@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,9 @@ class Server:
 
 
 def served_engine() -> Server:
+    # The benches write their model scripts under the temp dir; a served engine reads only there.
     return Server([sys.executable, "-m", "jupyter_runs", "serve", "--port", "0", "--store", ":memory:",
-                   "--log-level", "warning"])
+                   "--log-level", "warning", "--scripted-dir", tempfile.gettempdir()])
 
 
 def bare_sse() -> Server:

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -72,10 +73,14 @@ class ServedEngine:
 
 
 class ServerProcess:
-    """``python -m jupyter_runs serve --port 0 ...`` as a subprocess; ``url`` from its output."""
+    """``python -m jupyter_runs serve --port 0 ...`` as a subprocess; ``url`` from its output.
+    ``scripted_dir``: where it reads ``scripted:`` models (default the temp dir, where pytest's
+    ``tmp_path`` and the ``script`` fixture write them)."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.args = ["serve", "--port", "0", "--log-level", "warning", *args]
+    def __init__(self, *args: str, env: dict[str, str] | None = None,
+                 scripted_dir: str | None = None) -> None:
+        self.args = ["serve", "--port", "0", "--log-level", "warning",
+                     "--scripted-dir", scripted_dir or tempfile.gettempdir(), *args]
         self.env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
