@@ -85,6 +85,7 @@ class ServerProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.banner = ""
+        self.stdout = ""
 
     def start(self) -> ServerProcess:
         self.proc = subprocess.Popen(
@@ -107,15 +108,17 @@ class ServerProcess:
         self.proc.wait(10)
 
     def stop(self) -> str:
-        """SIGTERM and wait; returns what the server wrote to stderr."""
+        """SIGTERM and wait; returns what the server wrote to stderr (``stdout`` keeps the rest
+        of its output: uvicorn's access log goes there)."""
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.terminate()
         try:
-            _, err = self.proc.communicate(timeout=15)
+            out, err = self.proc.communicate(timeout=15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            _, err = self.proc.communicate(timeout=5)
+            out, err = self.proc.communicate(timeout=5)
+        self.stdout = out or ""
         return err or ""
 
     def __enter__(self) -> ServerProcess:
