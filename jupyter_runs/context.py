@@ -334,11 +334,42 @@ def from_values(values: Mapping[str, Any], limit: int | None = CONTEXT_LIMIT) ->
     return out
 
 
-def message_content(prompt: str, attachments: list[Attachment]) -> str | list[dict[str, Any]]:
-    """A create-message ``content``: the prompt, then one text part per attachment."""
+#: Message metadata key naming the attachments (so a served thread says what it carries).
+METADATA_KEY = "jupyter_runs_context"
+
+
+def as_attachments(context: Any, ns: Mapping[str, Any] | None = None) -> list[Attachment]:
+    """Attachments from what the Python API accepts as ``context=``."""
+    if isinstance(context, Mapping):
+        return from_values(context)
+    items = [context] if isinstance(context, (str, Attachment)) else list(context)
+    if all(isinstance(a, Attachment) for a in items):
+        return items
+    if ns is None:
+        try:
+            from IPython import get_ipython
+
+            shell = get_ipython()
+        except ImportError:  # pragma: no cover - IPython is a dependency
+            shell = None
+        if shell is None:
+            raise ContextError("context names need IPython's namespace; outside IPython pass "
+                               "context={'name': value}")
+        ns = shell.user_ns
+    names = [n for item in items for n in str(item).split(",") if n.strip()]
+    return attach(names, ns)
+
+
+def with_context(content: Any, params: dict[str, Any], context: Any) -> tuple[Any, dict[str, Any]]:
+    """``(content, params)`` of a create-message call with ``context`` attached."""
+    attachments = as_attachments(context)
     if not attachments:
-        return prompt
-    return [{"type": "text", "text": prompt}] + [a.to_part() for a in attachments]
+        return content, params
+    parts = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+    parts += [a.to_part() for a in attachments]
+    metadata = dict(params.get("metadata") or {})
+    metadata[METADATA_KEY] = ",".join(a.name for a in attachments)[:512]
+    return parts, {**params, "metadata": metadata}
 
 
 def parse_blocks(message: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -366,5 +397,5 @@ def chips_markdown(chips: list[Mapping[str, Any]]) -> str:
         f"`{str(c.get('label') or c.get('name')).replace('`', chr(39))}`" for c in chips)
 
 
-__all__ = ["Attachment", "ContextError", "attach", "describe", "from_values", "message_content",
-           "parse_blocks", "resolve"]
+__all__ = ["Attachment", "ContextError", "as_attachments", "attach", "describe", "from_values",
+           "parse_blocks", "resolve", "with_context"]
