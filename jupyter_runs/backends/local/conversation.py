@@ -218,7 +218,9 @@ def truncate(
     total = count(system) + sum(sizes)
     keep_from = _current_turn(groups)
     start = 0
-    while total > budget and start < keep_from:
+    while start < keep_from and (total > budget or groups[start].messages[0]["role"] != "user"):
+        # Past the budget, and then on to a user message: many chat templates (llama.cpp,
+        # Mistral) reject a conversation that opens with the assistant or a tool call.
         total -= sizes[start]
         start += 1
     if total > budget and hard:
