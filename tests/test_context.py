@@ -266,3 +266,37 @@ def test_read_cells_and_last_error(ip: Any, chat_server: FakeChatServer) -> None
     assert "ValueError: invalid literal for int() with base 10: 'x'" in outputs["e"]
     ip.user_ns.pop("api_key", None)
     ip.user_ns.pop("count", None)
+
+
+def test_line_form_takes_context_before_the_message(ip: Any, chat_server: FakeChatServer) -> None:
+    chat_server.add(text_reply("ok"))
+    ip.run_line_magic("run_assistant", "--wait --context df What's in df, briefly?")
+    sent = last_user_content(chat_server.requests[0].body)
+    assert sent.startswith("What's in df, briefly?\n<context name=\"df\"")
+
+
+def test_context_budget_setting_bounds_the_request(ip: Any, chat_server: FakeChatServer) -> None:
+    from jupyter_runs.backends.local.conversation import estimate_tokens
+
+    ip.magics_manager.registry["RunAssistantMagics"].context_budget = 600
+    for i in range(8):
+        chat_server.add(text_reply("noted " * 40))
+        ip.run_cell_magic("run_assistant", "--wait", f"fact {i}: " + "word " * 60)
+    bodies = [r.body for r in chat_server.requests]
+    assert all(estimate_tokens(b["messages"]) <= 600 for b in bodies)
+    assert len(bodies[-1]["messages"]) < 15 and bodies[-1]["messages"][-1]["content"].startswith("fact 7:")
+
+
+def test_the_served_api_shows_the_attached_context(served: Any) -> None:
+    client = jr.Client(base_url=served.url, api_key=served.api_key)
+    try:
+        thread = client.threads.create()
+        client.messages.create(thread.id, content="look", context={"sizes": [1, 2, 3]})
+        [msg] = client.messages.list(thread.id).to_list()
+        assert [p.text.value for p in msg.content] == [
+            "look", '<context name="sizes" kind="list[3]">\nlength 3; sample: [1, 2, 3]\n</context>']
+        assert msg.metadata == {"jupyter_runs_context": "sizes"}
+        size = len(msg.content[1].text.value.encode())
+        assert context.parse_blocks(msg)[0]["label"] == f"sizes · list[3] · {size} B"
+    finally:
+        client.close()
