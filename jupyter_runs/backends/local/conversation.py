@@ -38,9 +38,10 @@ _MESSAGE_OVERHEAD = 4  # role and separators, as Chat Completions counts them
 
 
 def estimate_text(text: str) -> int:
-    """Tokens of ``text`` without a tokenizer: about 4 UTF-8 bytes a token for English and code,
-    never fewer than its words (so scripted models' word counts never exceed the estimate)."""
-    return max(len(text.split()), -(-len(text.encode("utf-8")) // BYTES_PER_TOKEN))
+    """Tokens of ``text`` without a tokenizer: about 4 UTF-8 bytes a token for English and code
+    (tokenizers of the common models average 3.5-4.5 on prose; CJK costs more bytes per token)."""
+    size = len(text) if text.isascii() else len(text.encode("utf-8"))
+    return -(-size // BYTES_PER_TOKEN)
 
 
 def estimate_tokens(messages: list[dict[str, Any]]) -> int:
@@ -89,6 +90,12 @@ class Group:
     messages: list[dict[str, Any]]
     is_thread_message: bool  # counts for truncation_strategy.last_messages
     run_id: str | None = None  # the run whose steps produced it (replayed groups)
+    tokens: int | None = None  # its estimate, computed once: budgets ask for it repeatedly
+
+    def size(self, count: Callable[[list[dict[str, Any]]], int]) -> int:
+        if self.tokens is None:
+            self.tokens = count(self.messages)
+        return self.tokens
 
 
 def chat_content(message: dict[str, Any], context_limit: int | None = None) -> Any:
@@ -208,14 +215,13 @@ def truncate(
     (instructions and the current turn) is over a ``hard`` budget. Over a soft budget the
     shortest prompt is sent anyway: the model, not a guess, says whether it fits."""
     groups = _last_messages(groups, strategy)
-    flat = system + [m for g in groups for m in g.messages]
-    if budget is None or count(flat) <= budget:
-        return flat
+    sizes = [g.size(count) for g in groups]
+    total = count(system) + sum(sizes)
+    if budget is None or total <= budget:
+        return system + [m for g in groups for m in g.messages]
     if hard and strategy.get("type") != "auto":
         return None
     # Drop the oldest groups until the prompt fits, never the current turn.
-    sizes = [count(g.messages) for g in groups]
-    total = count(system) + sum(sizes)
     keep_from = _current_turn(groups)
     start = 0
     while start < keep_from and (total > budget or groups[start].messages[0]["role"] != "user"):
@@ -234,7 +240,7 @@ def recent_groups(
     current_run_id: str,
     enough: Callable[[list[Group]], bool],
     shares: Shares | None = None,
-    first: int = 32,
+    first: int = 64,
 ) -> list[Group]:
     """The newest groups of a thread, reading messages newest first only until ``enough`` says
     the groups fill the request. ``page(limit, offset)`` returns messages newest first.

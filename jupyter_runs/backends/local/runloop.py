@@ -247,7 +247,7 @@ class RunLoop:
         def enough(groups: list[Any]) -> bool:
             if keep and sum(g.is_thread_message for g in groups) > keep:
                 return True
-            return fixed + sum(estimate_tokens(g.messages) for g in groups) > budget
+            return fixed + sum(g.size(estimate_tokens) for g in groups) > budget
 
         groups = recent_groups(
             lambda limit, offset: store.recent_messages(run["thread_id"], limit, offset),
