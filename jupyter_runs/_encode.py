@@ -128,22 +128,24 @@ def jsonable(value: Any) -> Any:
 # --------------------------------------------------------------------------- tables and arrays
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, digits: int | None = None) -> str:
+    if digits is not None and isinstance(value, float):
+        value = f"{value:.{digits}g}"
     text = str(value).replace("\n", " ").replace("|", "\\|")
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
-def markdown_table(frame: Any) -> str:
-    """A DataFrame as a markdown table of at most MAX_ROWS rows and MAX_COLUMNS columns, with its
-    shape, so the model knows how much it is not seeing."""
+def markdown_table(frame: Any, max_rows: int = MAX_ROWS, digits: int | None = None) -> str:
+    """A DataFrame as a markdown table of at most ``max_rows`` rows (head and tail) and MAX_COLUMNS
+    columns, with its shape, so the model knows how much it is not seeing."""
     rows, cols = frame.shape
     columns = list(frame.columns)
     shown_cols = columns if cols <= MAX_COLUMNS else columns[: MAX_COLUMNS - 1] + columns[-1:]
-    if rows <= MAX_ROWS:
+    if rows <= max_rows:
         row_positions: list[int | None] = list(range(rows))
     else:
-        head = MAX_ROWS - 5
-        row_positions = [*range(head), None, *range(rows - 5, rows)]
+        tail = min(5, max_rows // 2)
+        row_positions = [*range(max_rows - tail), None, *range(rows - tail, rows)]
     index_name = frame.index.name if frame.index.name is not None else ""
     header = [_cell(index_name)] + [_cell(c) for c in shown_cols]
     if cols > MAX_COLUMNS:
@@ -154,11 +156,11 @@ def markdown_table(frame: Any) -> str:
         if pos is None:
             lines.append("| " + " | ".join(["…"] * len(header)) + " |")
             continue
-        cells = [_cell(frame.index[pos])] + [_cell(frame.iat[pos, c]) for c in col_positions]
+        cells = [_cell(frame.index[pos])] + [_cell(frame.iat[pos, c], digits) for c in col_positions]
         if cols > MAX_COLUMNS:
             cells.insert(MAX_COLUMNS, "…")
         lines.append("| " + " | ".join(cells) + " |")
-    shown = f" (showing {len(row_positions) - (rows > MAX_ROWS)} rows" if rows > MAX_ROWS else ""
+    shown = f" (showing {len(row_positions) - 1} rows" if rows > max_rows else ""
     if cols > MAX_COLUMNS:
         shown += (", " if shown else " (showing ") + f"{MAX_COLUMNS} columns"
     shown += ")" if shown else ""

@@ -141,7 +141,16 @@ class AsyncThreads(_Resource):
 
 
 class AsyncMessages(_Resource):
-    async def create(self, thread_id: str, *, content: Any, role: str = "user", **params: Any) -> Message:
+    async def create(
+        self, thread_id: str, *, content: Any, role: str = "user", context: Any = None, **params: Any
+    ) -> Message:
+        """Add a message. ``context`` attaches descriptions of notebook objects to it (see
+        ``jupyter_runs.context``): ``{"df": df}``, or names looked up in the IPython namespace
+        (``"df, error"``, ``["df", "In[3]"]``), or ``Attachment`` objects."""
+        if context is not None:
+            from .context import with_context
+
+            content, params = with_context(content, params, context)
         body = _clean({"role": role, "content": content, **params})
         return await self._call("create_message", {"thread_id": thread_id}, body=body)
 

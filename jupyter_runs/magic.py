@@ -64,6 +64,10 @@ class RunAssistantMagics(Magics, Configurable):
     approve = Unicode("", help="Tools that need approval before they run: comma-separated names, or * for all.").tag(config=True)
     wait = Bool(False, help="Block the cell until the run ends (default: stream in the background).").tag(config=True)
     max_tool_output = Int(16384, help="Cap, in bytes, on each tool output sent to the model.").tag(config=True)
+    context_budget = Int(
+        0, help="Default request budget in estimated tokens for runs without max_prompt_tokens "
+        "(0: the engine's per-model default). The oldest messages are left out past it."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -96,7 +100,9 @@ class RunAssistantMagics(Magics, Configurable):
                 api_key = self.api_key or os.environ.get("JUPYTER_RUNS_API_KEY") or None
                 self._clients[key] = AsyncClient(base_url, api_key)
             else:
-                config = {"base_url": self.model_base_url} if self.model_base_url else {}
+                config: dict[str, Any] = {"base_url": self.model_base_url} if self.model_base_url else {}
+                if self.context_budget > 0:
+                    config["context_budget"] = self.context_budget
                 self._clients[key] = AsyncClient(store=store, model_config=config)
         return self._clients[key]
 
@@ -162,6 +168,18 @@ class RunAssistantMagics(Magics, Configurable):
             found.append(fn)
         return found
 
+    def _context(self, spec: str | None) -> list[Any]:
+        """Describe the --context objects here, on the kernel's main thread (user objects are
+        rarely thread-safe), before anything is sent."""
+        if not spec:
+            return []
+        from .context import ContextError, attach
+
+        try:
+            return attach(spec, self.shell.user_ns)
+        except ContextError as exc:
+            raise UsageError(f"--context: {exc}") from None
+
     def _approve(self, option: str | None) -> Any:
         spec = option if option is not None else self.approve
         if not spec:
@@ -187,6 +205,13 @@ class RunAssistantMagics(Magics, Configurable):
     @argument("--temperature", type=float, help="Sampling temperature.")
     @argument("--max-tokens", type=int, help="max_completion_tokens of the run.")
     @argument("--base-url", help="A remote Assistants server for this run.")
+    @argument("--context", metavar="NAMES",
+              help="Attach descriptions of these notebook objects to the message (comma-separated): "
+              "variables (a DataFrame as shape, dtypes, head/tail rows and a summary), 'error' (the "
+              "last exception with its traceback), In[n], Out[n], _. The run shows them as chips.")
+    @argument("--notebook-tools", action="store_true",
+              help="Let the assistant call read-only notebook tools: list_variables(), "
+              "describe_variable(name), read_cells(last), last_error().")
     @line_cell_magic
     def run_assistant(self, line: str, cell: str | None = None) -> Any:
         """Start an assistant run on a thread: the cell body is the user message (line form:
@@ -213,6 +238,11 @@ class RunAssistantMagics(Magics, Configurable):
 
         client = self._client(args.base_url)
         tools = self._tools(args.tools)
+        if args.notebook_tools:
+            from .notebook_tools import make_tools
+
+            tools += make_tools(self.shell)
+        attachments = self._context(args.context)
         wait = self.wait if args.wait is None else args.wait
         loop = _running_loop()
         if loop is None or "google.colab" in sys.modules:
@@ -223,6 +253,8 @@ class RunAssistantMagics(Magics, Configurable):
 
         widget = RunWidget()
         widget.set_prompt(message)
+        if attachments:
+            widget.context = [a.to_dict() for a in attachments]
         runner = ToolRunner(
             env=self.shell.user_ns, tools=tools, approve=self._approve(args.approve),
             # A blocked cell cannot receive clicks, so --wait asks on stdin (the runner's default).
@@ -245,7 +277,8 @@ class RunAssistantMagics(Magics, Configurable):
             else:
                 instructions = args.instructions if args.instructions is not None else self.instructions
                 assistant_id = await self._assistant_id(client, model, instructions, to_tool_params(tools))
-            prompt = await client.messages.create(thread_id, role="user", content=message)
+            prompt = await client.messages.create(thread_id, role="user", content=message,
+                                                  context=attachments or None)
             params: dict[str, Any] = {
                 k: v for k, v in (("temperature", args.temperature), ("max_completion_tokens", args.max_tokens))
                 if v is not None
@@ -450,7 +483,7 @@ class RunAssistantMagics(Magics, Configurable):
 
 # Options of the line form that take a value (the message follows the options).
 _VALUED = {"-t", "--thread", "-a", "--assistant", "-m", "--model", "-i", "--instructions", "--tools",
-           "-o", "--out", "--temperature", "--max-tokens", "--base-url"}
+           "-o", "--out", "--temperature", "--max-tokens", "--base-url", "--context"}
 
 
 def _split_line(line: str) -> tuple[str, str]:

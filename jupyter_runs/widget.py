@@ -120,6 +120,8 @@ class RunWidget(anywidget.AnyWidget):
     records = traitlets.Dict().tag(sync=True)
     approvals = traitlets.List().tag(sync=True)
     prompt = traitlets.Unicode("").tag(sync=True)
+    # The --context attachments (context.Attachment.to_dict): chips in the view, a line when saved.
+    context = traitlets.List().tag(sync=True)
     #: seq (last delta batch included), rev, elapsed, step timings, error, done. Set last.
     meta = traitlets.Dict().tag(sync=True)
 
@@ -557,6 +559,8 @@ class RunWidget(anywidget.AnyWidget):
         lines = []
         if s["prompt"]:
             lines += [f"You: {s['prompt']}", ""]
+        if self.context:
+            lines += ["Context: " + ", ".join(c["label"] for c in self.context), ""]
         if s["reply"]:
             lines += [f"Assistant: {s['reply']}", ""]
         for label, status, secs, output in s["steps"]:
@@ -571,6 +575,10 @@ class RunWidget(anywidget.AnyWidget):
         parts = []
         if s["prompt"]:
             parts.append("**You:** " + _md_safe(s["prompt"]))
+        if self.context:
+            from .context import chips_markdown
+
+            parts.append(chips_markdown(self.context))
         if s["reply"]:
             parts.append("**Assistant:**\n\n" + _md_safe(s["reply"]))
         if s["steps"]:

@@ -3,6 +3,7 @@
 // so no delta is missed while no view exists and every view renders the same folded state.
 import { createStore } from "./fold.js";
 import { mountRunView } from "./view.js";
+import { mountContext } from "./context.js";
 
 const TRAITS = ["run", "messages", "steps", "records", "approvals", "prompt"];
 
@@ -49,7 +50,11 @@ export default () => {
         onApprove: (id, args) => model.send({ type: "approve", id, arguments: args }),
         onDeny: (id, reason) => model.send({ type: "deny", id, reason }),
       });
-      return () => view.destroy();
+      const unmountContext = mountContext(el, model);
+      return () => {
+        unmountContext();
+        view.destroy();
+      };
     },
   };
 };

@@ -45,8 +45,11 @@ class Engine:
         self.store = store
         self.expires_after = expires_after
         self.model_config = dict(model_config or {})
+        # Not an adapter setting: the default request budget (tokens, or a mapping by model).
+        budget = self.model_config.pop("context_budget", None)
         self._models: dict[str, ModelAdapter] = {}
-        self.runs = RunLoop(store, expires_after=expires_after, model=self.model)
+        self.runs = RunLoop(store, expires_after=expires_after, model=self.model,
+                            context_budget=budget)
 
     # -- entry points -----------------------------------------------------------------------
 

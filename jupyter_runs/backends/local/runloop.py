@@ -24,14 +24,14 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import APIError, ModelError
 from ...wire import Event
 from . import objects as obj
-from .conversation import thread_groups, truncate
+from .conversation import Shares, default_budget, estimate_tokens, recent_groups, truncate
 from .models import (
     Finish,
     ModelAdapter,
@@ -124,9 +124,11 @@ class RunLoop:
     """Starts, drives, cancels and finishes runs; ``active`` holds the runs not finished yet."""
 
     def __init__(
-        self, store: Store, *, expires_after: float, model: Callable[[str], ModelAdapter]
+        self, store: Store, *, expires_after: float, model: Callable[[str], ModelAdapter],
+        context_budget: int | Mapping[str, int] | None = None,
     ) -> None:
         self.store = store
+        self.context_budget = context_budget  # per-model default request budgets (conversation.py)
         self.expires_after = expires_after
         self.model = model
         self.active: dict[str, ActiveRun] = {}
@@ -233,14 +235,25 @@ class RunLoop:
         """The next model call, or ``None`` when the run ran out of prompt tokens."""
         run = active.run
         store = self.store
-        messages = store.thread_messages(run["thread_id"])
-        run_ids = {m["run_id"] for m in messages if m.get("run_id")} | {run["id"]}
-        groups = thread_groups(messages, store.run_steps(run_ids), run["id"])
         system = [{"role": "system", "content": run["instructions"]}] if run["instructions"] else []
-        budget = None
+        strategy = run["truncation_strategy"] or {"type": "auto"}
         if run["max_prompt_tokens"] is not None:
-            budget = run["max_prompt_tokens"] - active.prompt_used
-        chat = truncate(system, groups, run["truncation_strategy"], budget, prompt_tokens)
+            budget, hard = run["max_prompt_tokens"] - active.prompt_used, True
+        else:
+            budget, hard = default_budget(run["model"], self.context_budget), False
+        keep = strategy.get("last_messages") if strategy.get("type") == "last_messages" else None
+        fixed = estimate_tokens(system)
+
+        def enough(groups: list[Any]) -> bool:
+            if keep and sum(g.is_thread_message for g in groups) > keep:
+                return True
+            return fixed + sum(g.size(estimate_tokens) for g in groups) > budget
+
+        groups = recent_groups(
+            lambda limit, offset: store.recent_messages(run["thread_id"], limit, offset),
+            store.run_steps, run["id"], enough, Shares.of(budget),
+        )
+        chat = truncate(system, groups, strategy, budget, estimate_tokens, hard=hard)
         if chat is None:
             return None
         tools = [{"type": "function", "function": t["function"]}

@@ -347,6 +347,16 @@ class Store:
         )
         return [json.loads(r[0]) for r in rows]
 
+    def recent_messages(self, thread_id: str, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+        """A thread's messages newest first, ``limit`` of them after skipping ``offset``: a run
+        reads only as far back as its request budget reaches."""
+        rows = self._conn.execute(
+            "SELECT data FROM messages WHERE thread_id = ? "
+            "ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            (thread_id, limit, offset),
+        )
+        return [json.loads(r[0]) for r in rows]
+
     # -- runs -------------------------------------------------------------------------------
 
     def put_run(self, run: Mapping[str, Any]) -> None:
