@@ -33,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
                        "none means no auth)")
     serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                        help="allow browser calls from ORIGIN (repeatable; '*' for any). Off by default.")
+    serve.add_argument("--cassette", default=None, metavar="FILE",
+                       help="record/replay model calls in FILE (JSON lines; see --cassette-mode)")
+    serve.add_argument("--cassette-mode", default="off", choices=("off", "record", "replay", "auto"),
+                       help="off (default), record, replay (never call a model) or auto")
     serve.add_argument("--log-level", default="info",
                        choices=("critical", "error", "warning", "info", "debug"))
     return parser
@@ -43,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         from .server import serve
 
+        if args.cassette_mode != "off" and not args.cassette:
+            print("jupyter-runs: --cassette-mode needs --cassette FILE", file=sys.stderr)
+            return 2
         api_key = args.api_key or os.environ.get("JUPYTER_RUNS_API_KEY") or None
         if not 0 <= args.port <= 65535:
             print(f"jupyter-runs: --port must be 0..65535, got {args.port}", file=sys.stderr)
@@ -55,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             serve(args.host, args.port, args.store, api_key, cors_origins=args.cors_origin,
-                  log_level=args.log_level, on_ready=ready)
+                  log_level=args.log_level, on_ready=ready, cassette=args.cassette,
+                  cassette_mode=args.cassette_mode)
         except OSError as exc:
             print(f"jupyter-runs: {exc}", file=sys.stderr)
             return 1

@@ -328,6 +328,8 @@ def serve(
     model_config: dict[str, Any] | None = None,
     log_level: str = "info",
     on_ready: Callable[[str, str], None] | None = None,
+    cassette: str | None = None,
+    cassette_mode: str = "off",
 ) -> None:
     """Serve the embedded engine (store ``store``, default the Jupyter data dir) until stopped.
 
@@ -344,7 +346,9 @@ def serve(
     from .backends.local.store import default_store_path
 
     try:
-        backend = LocalBackend(store=store, model_config=dict(model_config or {}))
+        # The server's own cassette only: a run's metadata never names one (run_cassettes=False).
+        backend = LocalBackend(store=store, model_config=dict(model_config or {}),
+                               cassette=cassette, cassette_mode=cassette_mode, run_cassettes=False)
     except (OSError, sqlite3.Error) as exc:
         raise OSError(f"cannot open the store {store or default_store_path()}: {exc}") from exc
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

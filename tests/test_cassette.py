@@ -133,3 +133,31 @@ def test_remote_client_refuses_a_cassette(tmp_path):
     with pytest.raises(ValueError, match="jupyter-runs serve --cassette"):
         jr.Client(base_url="http://127.0.0.1:9/v1", cassette=tmp_path / "t.jsonl",
                   cassette_mode="replay")
+
+
+def test_served_engine_replays_its_own_cassette_and_ignores_one_a_client_names(chat_server, tmp_path):
+    import os
+
+    from tests.served import ServerProcess
+
+    tape = tmp_path / "served.jsonl"
+    chat_server.add(text_reply("Recorded once."))
+    env = {**os.environ, "JUPYTER_RUNS_COMPAT_BASE_URL": chat_server.base_url}
+    with ServerProcess("--store", str(tmp_path / "a.sqlite3"), "--cassette", str(tape),
+                       "--cassette-mode", "record", env=env) as server, \
+            jr.Client(base_url=server.url) as client:
+        assert _ask(client, "q")[1] == "Recorded once."
+    chat_server.stop()
+    sneaky = tmp_path / "chosen-by-client.jsonl"
+    with ServerProcess("--store", str(tmp_path / "b.sqlite3"), "--cassette", str(tape),
+                       "--cassette-mode", "replay", env=env) as server, \
+            jr.Client(base_url=server.url) as client:
+        assert _ask(client, "q")[1] == "Recorded once."
+        # A remote client naming a cassette in run metadata gets no file opened or written.
+        asst = client.assistants.create(model="compat:fake-model")
+        thread = client.threads.create(messages=[{"role": "user", "content": "q"}])
+        run = client.runs.create(thread.id, assistant_id=asst.id,
+                                 metadata={"jupyter_runs_cassette": f"record:{sneaky}"})
+        run.wait(timeout=30)
+        assert run.data["status"] == "completed"  # answered from the server's own cassette
+    assert not sneaky.exists()

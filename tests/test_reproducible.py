@@ -213,3 +213,47 @@ def test_a_recorded_notebook_replays_byte_for_byte_without_the_network(tmp_path:
         server.stop()
     assert "Paris: rain." in _replies(tmp_path / "auto.ipynb")[1]
     assert len(tape.read_text().splitlines()) == 4
+
+
+def test_default_cassette_lives_beside_the_notebook(tmp_path: Path, chat_server: FakeChatServer) -> None:
+    notebook = tmp_path / "study.ipynb"
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(tmp_path), env=_env(
+        tmp_path / "threads.sqlite3", JPY_SESSION_NAME=str(notebook), JUPYTER_RUNS_CASSETTE_MODE="record"))
+    try:
+        k = CellKernel.__new__(CellKernel)
+        k.km, k.kc, k.server = km, kc, chat_server
+        k.setup()
+        k.run("c1", "%%run_assistant\nhello")
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    [line] = (tmp_path / "study.cassette.jsonl").read_text().splitlines()
+    assert json.loads(line)["request"]["messages"][-1] == {"role": "user", "content": "hello"}
+
+
+def test_runs_export_import_fork_delete(kernel: CellKernel, chat_server: FakeChatServer, tmp_path: Path) -> None:
+    chat_server.default = text_reply("answer")
+    kernel.run("c1", "%%run_assistant -t nb\nfirst question")
+    kernel.run(None, f"%runs export nb -o {tmp_path / 'nb.json'}")
+    kernel.run(None, f"%runs export nb -o {tmp_path / 'nb.md'}")
+    kernel.run(None, f"%runs export nb --format html -o {tmp_path / 'nb.html'}")
+    export = json.loads((tmp_path / "nb.json").read_text())
+    assert [m["role"] for m in export["messages"]] == ["user", "assistant"]
+    assert "first question" in (tmp_path / "nb.md").read_text()
+    assert "<html>" in (tmp_path / "nb.html").read_text()
+    kernel.run(None, f"%runs import {tmp_path / 'nb.json'} copy")
+    kernel.run(None, "%runs fork nb branch")
+    kernel.run("c2", "%%run_assistant -t branch\nfollow-up on the branch")
+    assert [c for _, c in _sent(chat_server)[-1]] == ["first question", "answer", "follow-up on the branch"]
+    kernel.run("c3", "%%run_assistant -t copy\nfollow-up on the copy")
+    assert [c for _, c in _sent(chat_server)[-1]] == ["first question", "answer", "follow-up on the copy"]
+    kernel.run(None, "%runs delete nb")
+    content = {"code": "%runs export nb", "silent": False, "store_history": False,
+               "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}
+    msg = kernel.kc.session.msg("execute_request", content)
+    kernel.kc.shell_channel.send(msg)
+    reply = kernel.kc.get_shell_msg(timeout=60)
+    assert reply["content"]["status"] == "error" and "no stored thread named 'nb'" in reply["content"]["evalue"]
+    # The original's thread is gone, the fork is not.
+    kernel.run("c2", "%%run_assistant -t branch\nstill here?")
+    assert [c for _, c in _sent(chat_server)[-1]][:2] == ["first question", "answer"]

@@ -43,12 +43,15 @@ class LocalBackend:
         model_config: Mapping[str, Any] | None = None,
         cassette: str | os.PathLike[str] | None = None,
         cassette_mode: str = "off",
+        run_cassettes: bool = True,
     ) -> None:
         self._owns_store = not isinstance(store, Store)
         self.store = store if isinstance(store, Store) else Store(store)
-        # In-process, a run may name its own cassette (the magic's per-cell option does).
+        # In-process, a run may name its own cassette (the magic's per-cell option does); a served
+        # engine passes run_cassettes=False, so no remote client picks a file to read or write.
         self.engine = Engine(self.store, expires_after=expires_after, model_config=model_config,
-                             cassette=cassette, cassette_mode=cassette_mode, run_cassettes=True)
+                             cassette=cassette, cassette_mode=cassette_mode,
+                             run_cassettes=run_cassettes)
         self._closed = False
 
     def __repr__(self) -> str:
