@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--scripted-dir", default=None, metavar="DIR",
                        help="directory scripted:PATH models are read from; paths outside it are "
                        "refused (default: the working directory)")
+    serve.add_argument("--cassette", default=None, metavar="FILE",
+                       help="record/replay model calls in FILE (JSON lines; see --cassette-mode)")
+    serve.add_argument("--cassette-mode", default="off", choices=("off", "record", "replay", "auto"),
+                       help="off (default), record, replay (never call a model) or auto")
     serve.add_argument("--log-level", default="info",
                        choices=("critical", "error", "warning", "info", "debug"))
     return parser
@@ -47,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         from .server import exposure_warnings, serve
 
+        if args.cassette_mode != "off" and not args.cassette:
+            print("jupyter-runs: --cassette-mode needs --cassette FILE", file=sys.stderr)
+            return 2
         env_key = os.environ.get("JUPYTER_RUNS_API_KEY")
         api_key = args.api_key if args.api_key is not None else env_key
         if api_key is not None and not api_key.strip():
@@ -69,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             serve(args.host, args.port, args.store, api_key, cors_origins=args.cors_origin,
                   scripted_dir=args.scripted_dir, log_level=args.log_level, on_ready=ready,
-                  warn=False)
+                  warn=False, cassette=args.cassette, cassette_mode=args.cassette_mode)
         except OSError as exc:
             print(f"jupyter-runs: {exc}", file=sys.stderr)
             return 1

@@ -129,6 +129,33 @@ class AsyncThreads(_Resource):
         `jupyter-runs serve` answer it; OpenAI's API never could list threads)."""
         return self._list("list_threads", None, query)
 
+    # Thread lifecycle (extensions the embedded engine and `jupyter-runs serve` answer).
+    async def rewind(self, thread_id: str, *, message_id: str | None = None,
+                     metadata: Mapping[str, str] | None = None) -> WireObject:
+        """Move ``message_id`` (or the earliest message whose metadata matches ``metadata``) and
+        everything after it into a new history thread; the answer names it and counts what moved."""
+        body = _clean({"message_id": message_id, "metadata": dict(metadata) if metadata else None})
+        return await self._call("rewind_thread", {"thread_id": thread_id}, body=body)
+
+    async def fork(self, thread_id: str, *, metadata: Mapping[str, str] | None = None) -> Thread:
+        """A new thread holding a copy of this one: messages, finished runs and their steps."""
+        body = _clean({"metadata": dict(metadata) if metadata is not None else None})
+        return await self._call("fork_thread", {"thread_id": thread_id}, body=body)
+
+    async def export(self, thread_id: str) -> dict[str, Any]:
+        """The whole thread as one JSON-ready dict (thread, messages, runs with their steps);
+        :mod:`jupyter_runs.export` renders it as markdown or HTML, :meth:`import_` reads it back."""
+        from .export import collect
+
+        return await collect(self._client, thread_id)
+
+    async def import_(self, export: Mapping[str, Any], *, metadata: Mapping[str, str] | None = None) -> Thread:
+        """A new thread with the messages of an :meth:`export` (the run steps stay in the export:
+        the Assistants API has no way to create them)."""
+        from .export import restore
+
+        return await restore(self._client, export, metadata)
+
     async def create_and_run(
         self, *, assistant_id: str, thread: Mapping[str, Any] | None = None, stream: bool = False,
         tools: Iterable[Any] | None = None, **params: Any,
@@ -230,12 +257,28 @@ class AsyncSteps(_Resource):
         return self._list("list_run_steps", {"thread_id": thread_id, "run_id": run_id}, query)
 
 
+def _cassette_settings(cassette: Any, mode: str | None) -> dict[str, Any]:
+    """The embedded engine's cassette: the arguments, else ``$JUPYTER_RUNS_CASSETTE`` and
+    ``$JUPYTER_RUNS_CASSETTE_MODE`` (so CI can switch a whole notebook to replay)."""
+    from .backends.local.cassette import check_mode
+
+    cassette = cassette or os.environ.get("JUPYTER_RUNS_CASSETTE") or None
+    mode = check_mode(mode or os.environ.get("JUPYTER_RUNS_CASSETTE_MODE") or "off")
+    if mode != "off" and not cassette:
+        from .backends.local.cassette import default_cassette_path
+
+        cassette = default_cassette_path(None)
+    return {"cassette": cassette, "cassette_mode": mode}
+
+
 class AsyncClient:
     """The Assistants API on the embedded engine (default) or a remote server.
 
     ``AsyncClient()`` keeps threads in the default SQLite store; ``store=":memory:"`` keeps
     nothing on disk; ``base_url=...`` talks to a remote Assistants-compatible server;
     ``backend=`` takes any object with the :class:`~jupyter_runs.backends.Backend` methods.
+    ``cassette=PATH, cassette_mode="record" | "replay" | "auto"`` records or replays the embedded
+    engine's model calls (``backends/local/cassette.py``).
     """
 
     def __init__(
@@ -248,16 +291,23 @@ class AsyncClient:
         timeout: float = 60.0,
         max_retries: int = 2,
         model_config: Mapping[str, Any] | None = None,
+        cassette: str | os.PathLike[str] | None = None,
+        cassette_mode: str | None = None,
     ) -> None:
         if backend is None:
             if base_url:
                 from .backends.http import HTTPBackend
 
+                if cassette or cassette_mode not in (None, "off"):
+                    raise ValueError(
+                        "a cassette records the embedded engine's model calls; for a remote "
+                        "server, start it with `jupyter-runs serve --cassette FILE`")
                 backend = HTTPBackend(base_url, api_key, timeout=timeout, max_retries=max_retries)
             else:
                 from .backends.local.backend import LocalBackend
 
-                backend = LocalBackend(store=store, model_config=dict(model_config or {}))
+                backend = LocalBackend(store=store, model_config=dict(model_config or {}),
+                                       **_cassette_settings(cassette, cassette_mode))
         self.backend: Backend = backend
         self.base_url = base_url
         self._callables: dict[str, Callable[..., Any]] = {}

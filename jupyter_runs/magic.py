@@ -35,6 +35,7 @@ or set the environment variable JUPYTER_RUNS_MODEL before starting Jupyter."""
 _NAME_KEY = "jupyter_runs_name"
 _ASSISTANT_KEY = "jupyter_runs_key"
 _PROMPT_KEY = "jupyter_runs_prompt"
+_CELL_KEY = "jupyter_runs_cell"
 
 
 def _mask(value: str) -> str:
@@ -68,6 +69,18 @@ class RunAssistantMagics(Magics, Configurable):
         0, help="Default request budget in estimated tokens for runs without max_prompt_tokens "
         "(0: the engine's per-model default). The oldest messages are left out past it."
     ).tag(config=True)
+    # Reproducible notebooks (backends/local/cassette.py): record and replay model calls.
+    cassette = Unicode(
+        "", help="Cassette file of recorded model calls (else $JUPYTER_RUNS_CASSETTE, else "
+        "NOTEBOOK.cassette.jsonl beside the notebook)."
+    ).tag(config=True)
+    cassette_mode = Unicode(
+        "", help="off | record | replay | auto (else $JUPYTER_RUNS_CASSETTE_MODE, else off)."
+    ).tag(config=True)
+    rerun = Unicode(
+        "rewind", help="What re-running a cell does to its thread: rewind (the cell's earlier "
+        "exchange and everything after it leave the thread, kept as history) or append."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -79,6 +92,9 @@ class RunAssistantMagics(Magics, Configurable):
         self._assistants: dict[tuple[Any, str], str] = {}
         self._active: dict[str, Any] = {}  # thread id -> RunStream / Run still going
         self._tasks: set[asyncio.Task[Any]] = set()  # strong refs: a dropped task stops mid-run
+        self._cell_id: str | None = None  # the cell id of the execute request now running
+        if shell is not None:
+            shell.events.register("pre_run_cell", self._on_pre_run_cell)
 
     # -- settings -------------------------------------------------------------------------------
     def _model(self, args: Any) -> str:
@@ -115,6 +131,52 @@ class RunAssistantMagics(Magics, Configurable):
             return f"notebook:{path}"
         # No notebook path (a console, nbclient): one thread for this kernel session.
         return f"session:{id(self.shell):x}:{os.getpid()}"
+
+    # -- reproducibility: cassettes and re-run ---------------------------------------------------
+    def _on_pre_run_cell(self, info: Any) -> None:
+        # Front ends send the cell id with each execute request (JupyterLab, Notebook 7 and VS
+        # Code as metadata.cellId); ipykernel hands it to run_cell, and so to this event.
+        self._cell_id = getattr(info, "cell_id", None) or None
+
+    def _cassette_meta(self, args: Any, remote: bool) -> dict[str, str]:
+        """Run metadata naming this run's cassette (``MODE:PATH``), or nothing when off."""
+        from .backends.local.cassette import check_mode, default_cassette_path
+        from .backends.local.engine import CASSETTE_KEY
+
+        try:
+            mode = check_mode(args.cassette_mode or self.cassette_mode
+                              or os.environ.get("JUPYTER_RUNS_CASSETTE_MODE", ""))
+        except ValueError as exc:
+            raise UsageError(f"--cassette-mode: {exc}") from None
+        if mode == "off":
+            return {}
+        if remote:
+            raise UsageError("a cassette records the embedded engine's model calls; for a remote "
+                             "server start it with `jupyter-runs serve --cassette FILE`")
+        path = args.cassette or self.cassette or os.environ.get("JUPYTER_RUNS_CASSETTE", "")
+        if not path:
+            ns = self.shell.user_ns
+            notebook = ns.get("__vsc_ipynb_file__") or ns.get("__session__")
+            cwd = None
+            if isinstance(notebook, str) and os.path.isabs(notebook):
+                cwd = os.path.dirname(notebook)
+            path = str(default_cassette_path(notebook if isinstance(notebook, str) else None, cwd))
+        value = f"{mode}:{os.path.abspath(os.path.expanduser(path))}"
+        if len(value) > 512:
+            raise UsageError("--cassette: the path is too long for run metadata (512 characters)")
+        return {CASSETTE_KEY: value}
+
+    async def _rewind(self, client: Any, thread_id: str, cell: str | None) -> None:
+        """Re-running a cell: its earlier exchange and all after it leave the thread (kept in a
+        history thread), so the thread matches the notebook top to bottom."""
+        from .errors import NotFoundError
+
+        if not cell or self.rerun != "rewind":
+            return
+        try:
+            await client.threads.rewind(thread_id, metadata={_CELL_KEY: cell})
+        except NotFoundError:
+            pass  # a remote server without the extension route: append, as without a cell id
 
     # -- resolution (all async: they run on the kernel loop or the portal) ----------------------
     async def _thread_id(self, client: Any, name: str, new: bool) -> str:
@@ -212,6 +274,8 @@ class RunAssistantMagics(Magics, Configurable):
     @argument("--notebook-tools", action="store_true",
               help="Let the assistant call read-only notebook tools: list_variables(), "
               "describe_variable(name), read_cells(last), last_error().")
+    @argument("--cassette", help="Record/replay model calls in this file (see cassette_mode).")
+    @argument("--cassette-mode", help="off | record | replay | auto for this run.")
     @line_cell_magic
     def run_assistant(self, line: str, cell: str | None = None) -> Any:
         """Start an assistant run on a thread: the cell body is the user message (line form:
@@ -263,6 +327,10 @@ class RunAssistantMagics(Magics, Configurable):
             on_record=widget.record_tool_call if args.poll else None,
         )
 
+        cell = self._cell_id
+        cassette_meta = self._cassette_meta(args, remote=bool(args.base_url or self.base_url))
+        widget.timeless = bool(cassette_meta)
+
         async def prepare() -> tuple[str, Any]:
             thread_id = await self._thread_id(client, thread_name, args.new_thread)
             busy = self._active.get(thread_id)
@@ -277,14 +345,16 @@ class RunAssistantMagics(Magics, Configurable):
             else:
                 instructions = args.instructions if args.instructions is not None else self.instructions
                 assistant_id = await self._assistant_id(client, model, instructions, to_tool_params(tools))
-            prompt = await client.messages.create(thread_id, role="user", content=message,
-                                                  context=attachments or None)
+            await self._rewind(client, thread_id, cell)
+            prompt = await client.messages.create(
+                thread_id, role="user", content=message, context=attachments or None,
+                **({"metadata": {_CELL_KEY: cell[:512]}} if cell else {}))
             params: dict[str, Any] = {
                 k: v for k, v in (("temperature", args.temperature), ("max_completion_tokens", args.max_tokens))
                 if v is not None
             }
             # Remembered so `%runs show` can pair each run with the prompt that started it.
-            params["metadata"] = {_PROMPT_KEY: prompt["id"]}
+            params["metadata"] = {_PROMPT_KEY: prompt["id"], **cassette_meta}
             if tools:
                 params["tools"] = tools
             run = await client.runs.create(thread_id, assistant_id=assistant_id, stream=not args.poll, **params)
@@ -385,7 +455,86 @@ class RunAssistantMagics(Magics, Configurable):
             return self._runs_show(rest.strip())
         if cmd == "config":
             return self._runs_config()
-        raise UsageError("%runs threads | %runs show THREAD | %runs config")
+        if cmd in ("export", "delete", "fork", "import"):
+            return self._runs_lifecycle(cmd, rest)
+        raise UsageError("%runs threads | %runs show THREAD | %runs config | "
+                         "%runs export THREAD [--format md|html|json] [-o FILE] | "
+                         "%runs delete THREAD | %runs fork THREAD NEW | %runs import FILE [NAME]")
+
+    def _runs_lifecycle(self, cmd: str, rest: str) -> Any:
+        """``%runs export|delete|fork|import``: a thread as a file, gone, copied or read back."""
+        import argparse
+        import shlex
+
+        from . import _portal
+        from .export import FORMATS, render
+
+        parser = argparse.ArgumentParser(prog=f"%runs {cmd}", add_help=False, exit_on_error=False)
+        parser.add_argument("target")
+        if cmd == "export":
+            parser.add_argument("--format", "-f", choices=FORMATS, default=None)
+            parser.add_argument("-o", "--out", default=None)
+        elif cmd == "fork":
+            parser.add_argument("new")
+        elif cmd == "import":
+            parser.add_argument("name", nargs="?", default=None)
+        try:
+            opts = parser.parse_args(shlex.split(rest))
+        except (argparse.ArgumentError, ValueError, SystemExit) as exc:
+            raise UsageError(f"%runs {cmd}: {exc}") from None
+        client = self._client(None)
+
+        async def thread_of(ref: str) -> str:
+            if ref.startswith("thread_"):
+                return ref
+            async for thread in client.threads.list(order="desc"):
+                if (thread.get("metadata") or {}).get(_NAME_KEY) == ref:
+                    return thread["id"]
+            raise UsageError(f"%runs {cmd}: no stored thread named {ref!r} (see %runs threads)")
+
+        async def act() -> str:
+            if cmd == "import":
+                import json as _json
+
+                with open(opts.target, encoding="utf-8") as fh:
+                    data = _json.load(fh)
+                meta = {_NAME_KEY: opts.name[:512]} if opts.name else None
+                thread = await client.threads.import_(data, metadata=meta)
+                self._forget_thread(opts.name)
+                return f"Imported {len(data.get('messages') or [])} messages into thread " \
+                       f"{opts.name or thread['id']!r} (`{thread['id']}`)."
+            thread_id = await thread_of(opts.target)
+            if cmd == "delete":
+                await client.threads.delete(thread_id)
+                self._forget_thread(opts.target, thread_id)
+                return f"Deleted thread {opts.target!r}."
+            if cmd == "fork":
+                fork = await client.threads.fork(thread_id, metadata={_NAME_KEY: opts.new[:512]})
+                self._forget_thread(opts.new)
+                return f"Forked {opts.target!r} into {opts.new!r} (`{fork['id']}`)."
+            fmt = opts.format or (opts.out.rsplit(".", 1)[-1] if opts.out and "." in opts.out else "md")
+            fmt = {"markdown": "md", "htm": "html"}.get(fmt, fmt)
+            if fmt not in FORMATS:
+                raise UsageError(f"%runs export: unknown format {fmt!r}; use --format md|html|json")
+            text = render(await client.threads.export(thread_id), fmt)
+            if not opts.out:
+                return text
+            with open(opts.out, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            return f"Exported thread {opts.target!r} to {opts.out} ({fmt})."
+
+        result = _portal.call(act)
+        if cmd == "export" and not opts.out:
+            print(result)
+        else:
+            display(Markdown(_md(result)))
+        return None
+
+    def _forget_thread(self, name: str | None, thread_id: str | None = None) -> None:
+        """Drop cached name -> thread lookups that a delete, fork or import made stale."""
+        for key, value in list(self._threads.items()):
+            if key[1] == name or value == thread_id:
+                del self._threads[key]
 
     def _runs_threads(self) -> Any:
         from . import _portal
@@ -483,7 +632,8 @@ class RunAssistantMagics(Magics, Configurable):
 
 # Options of the line form that take a value (the message follows the options).
 _VALUED = {"-t", "--thread", "-a", "--assistant", "-m", "--model", "-i", "--instructions", "--tools",
-           "-o", "--out", "--temperature", "--max-tokens", "--base-url", "--context"}
+           "-o", "--out", "--temperature", "--max-tokens", "--base-url", "--context",
+           "--cassette", "--cassette-mode"}
 
 
 def _split_line(line: str) -> tuple[str, str]:

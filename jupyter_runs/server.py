@@ -364,6 +364,8 @@ def serve(
     log_level: str = "info",
     on_ready: Callable[[str, str], None] | None = None,
     warn: bool = True,
+    cassette: str | None = None,
+    cassette_mode: str = "off",
 ) -> None:
     """Serve the embedded engine (store ``store``, default the Jupyter data dir) until stopped.
 
@@ -390,7 +392,9 @@ def serve(
         log.warning(warning)
     config_ = {"scripted_dir": os.path.abspath(scripted_dir or os.getcwd()), **(model_config or {})}
     try:
-        backend = LocalBackend(store=store, model_config=config_)
+        # The server's own cassette only: a run's metadata never names one (run_cassettes=False).
+        backend = LocalBackend(store=store, model_config=config_, cassette=cassette,
+                               cassette_mode=cassette_mode, run_cassettes=False)
     except (OSError, sqlite3.Error) as exc:
         raise OSError(f"cannot open the store {store or default_store_path()}: {exc}") from exc
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -154,6 +154,9 @@ class RunWidget(anywidget.AnyWidget):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._display_id: str | None = None
         self._finished = False
+        #: Leave measured durations out of the saved output (a cassette run: replaying a notebook
+        #: must write the same bytes, and wall-clock times differ on every run).
+        self.timeless = False
         self.stream = stream
         self.task: asyncio.Task[Any] | None = None
         self.on_msg(self._on_front_end_msg)
@@ -530,6 +533,8 @@ class RunWidget(anywidget.AnyWidget):
         for step in self._fold.steps.values():
             span = self._timings.get(step.get("id"), [None, None])
             secs = span[1] - span[0] if span[0] is not None and span[1] is not None else None
+            if self.timeless:
+                secs = None
             if step.get("type") == "tool_calls" or (step.get("step_details") or {}).get("type") == "tool_calls":
                 for call in step_tool_calls(step):
                     fn = call.get("function") or {}
@@ -550,7 +555,7 @@ class RunWidget(anywidget.AnyWidget):
             "steps": steps,
             "tokens": usage.get("total_tokens"),
             "error": (run.get("last_error") or {}).get("message") or (self._fold.error or {}).get("message"),
-            "elapsed": self._elapsed(),
+            "elapsed": None if self.timeless else self._elapsed(),
         }
 
     def to_text(self) -> str:

@@ -40,6 +40,11 @@ OPERATIONS: dict[str, Operation] = {
         Operation("retrieve_thread", "GET", "/threads/{thread_id}"),
         Operation("modify_thread", "POST", "/threads/{thread_id}"),
         Operation("delete_thread", "DELETE", "/threads/{thread_id}"),
+        # Extensions for the thread lifecycle (not in the OpenAI spec): rewind moves a message
+        # and everything after it into a history thread (re-running a notebook cell); fork
+        # copies a thread, runs and steps included, to branch an exploration.
+        Operation("rewind_thread", "POST", "/threads/{thread_id}/rewind"),
+        Operation("fork_thread", "POST", "/threads/{thread_id}/fork"),
         Operation("list_messages", "GET", "/threads/{thread_id}/messages", paged=True),
         Operation("create_message", "POST", "/threads/{thread_id}/messages"),
         Operation("retrieve_message", "GET", "/threads/{thread_id}/messages/{message_id}"),

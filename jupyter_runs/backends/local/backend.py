@@ -30,7 +30,7 @@ class LocalBackend:
     ``store`` is a :class:`Store`, a path, ``":memory:"``, or ``None`` for the default file
     (``$JUPYTER_RUNS_STORE`` or the Jupyter data dir). ``expires_after`` is how long a run waits
     for tool outputs before it expires; ``model_config`` is passed to ``resolve_model`` (e.g.
-    ``base_url``, ``api_key``).
+    ``base_url``, ``api_key``); ``cassette`` and ``cassette_mode`` record or replay model calls.
     """
 
     poll_interval = 0.05
@@ -41,10 +41,17 @@ class LocalBackend:
         *,
         expires_after: float = 600.0,
         model_config: Mapping[str, Any] | None = None,
+        cassette: str | os.PathLike[str] | None = None,
+        cassette_mode: str = "off",
+        run_cassettes: bool = True,
     ) -> None:
         self._owns_store = not isinstance(store, Store)
         self.store = store if isinstance(store, Store) else Store(store)
-        self.engine = Engine(self.store, expires_after=expires_after, model_config=model_config)
+        # In-process, a run may name its own cassette (the magic's per-cell option does); a served
+        # engine passes run_cassettes=False, so no remote client picks a file to read or write.
+        self.engine = Engine(self.store, expires_after=expires_after, model_config=model_config,
+                             cassette=cassette, cassette_mode=cassette_mode,
+                             run_cassettes=run_cassettes)
         self._closed = False
 
     def __repr__(self) -> str:

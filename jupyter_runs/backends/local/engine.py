@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from ...errors import BadRequestError, NotFoundError
 from ...wire import Event
 from . import objects as obj
+from .cassette import Cassette, CassetteModel, check_mode
 from .models import ModelAdapter, resolve_model
 from .runloop import ActiveRun, RunLoop, snapshot
 from .store import Store
@@ -23,6 +25,8 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 STREAMING_OPS = ("create_run", "create_thread_and_run", "submit_tool_outputs")
+#: Run metadata naming the cassette of that run, ``MODE:PATH`` (honoured by in-process engines).
+CASSETTE_KEY = "jupyter_runs_cassette"
 
 
 def _param(params: Mapping[str, str], name: str) -> str:
@@ -41,6 +45,9 @@ class Engine:
         *,
         expires_after: float = 600.0,
         model_config: Mapping[str, Any] | None = None,
+        cassette: str | os.PathLike[str] | None = None,
+        cassette_mode: str = "off",
+        run_cassettes: bool = False,
     ) -> None:
         self.store = store
         self.expires_after = expires_after
@@ -48,6 +55,14 @@ class Engine:
         # Not an adapter setting: the default request budget (tokens, or a mapping by model).
         budget = self.model_config.pop("context_budget", None)
         self._models: dict[str, ModelAdapter] = {}
+        # Record/replay (cassette.py): the engine's own cassette, and whether a run may name its
+        # own in its metadata. Only an in-process engine allows that; a served one must never
+        # open a path a remote client chose.
+        self.cassette_mode = check_mode(cassette_mode)
+        self.cassette = cassette
+        self.run_cassettes = run_cassettes
+        self._cassettes: dict[str, Cassette] = {}
+        self._wrapped: dict[tuple[str, str, str], CassetteModel] = {}
         self.runs = RunLoop(store, expires_after=expires_after, model=self.model,
                             context_budget=budget)
 
@@ -83,8 +98,28 @@ class Engine:
         async for batch in active.segment.batches():
             yield batch
 
-    def model(self, model_id: str) -> ModelAdapter:
-        """The adapter for a model id, made once and reused (connection pools, test hooks)."""
+    def model(self, model_id: str, metadata: Mapping[str, Any] | None = None) -> ModelAdapter:
+        """The adapter for a model id, made once and reused (connection pools, test hooks);
+        wrapped in a cassette when the engine, or the run's ``metadata``, asks for one."""
+        path, mode = self.cassette, self.cassette_mode
+        if self.run_cassettes and metadata and metadata.get(CASSETTE_KEY):
+            mode, _, path = str(metadata[CASSETTE_KEY]).partition(":")
+            mode = check_mode(mode)
+        if mode == "off" or not path:
+            return self._plain(model_id)
+        key = (mode, str(path), model_id)
+        wrapped = self._wrapped.get(key)
+        if wrapped is None:
+            cassette = self._cassettes.get(str(path))
+            if cassette is None:
+                cassette = self._cassettes[str(path)] = Cassette(path)
+            # The real adapter is made on first need only: replay never builds one, so it needs
+            # neither the network nor an API key.
+            wrapped = self._wrapped[key] = CassetteModel(
+                model_id, lambda: self._plain(model_id), cassette, mode)
+        return wrapped
+
+    def _plain(self, model_id: str) -> ModelAdapter:
         adapter = self._models.get(model_id)
         if adapter is None:
             adapter = self._models[model_id] = resolve_model(model_id, **self.model_config)
@@ -196,6 +231,44 @@ class Engine:
         self._check_no_active_run(thread_id, "delete")
         self.store.delete_thread(thread_id)
         return {"id": thread_id, "object": "thread.deleted", "deleted": True}
+
+    def _op_rewind_thread(self, params: Any, body: dict[str, Any], query: Any) -> dict[str, Any]:
+        """Body: ``message_id``, or ``metadata`` ``{key: value}`` naming the earliest message to
+        rewind from (the magic's cell key). No match rewinds nothing."""
+        thread = self._thread(_param(params, "thread_id"))
+        thread_id = thread["id"]
+        message_id = body.get("message_id")
+        match = body.get("metadata")
+        if message_id is None and isinstance(match, dict) and len(match) == 1:
+            [(key, value)] = match.items()
+            if not (isinstance(key, str) and key.isidentifier() and isinstance(value, str)):
+                raise BadRequestError("Invalid 'metadata': one string key and value.", param="metadata")
+            message_id = self.store.find_message(thread_id, key, value)
+            if message_id is None:
+                return {"object": "thread.rewind", "id": thread_id, "history_thread_id": None,
+                        "messages": 0, "runs": 0}
+        if not isinstance(message_id, str) or not message_id:
+            raise BadRequestError("Missing required parameter: 'message_id'.", param="message_id")
+        self._check_no_active_run(thread_id, "rewind")
+        meta = {"jupyter_runs_history_of": thread_id}
+        name = (thread.get("metadata") or {}).get("jupyter_runs_name")
+        if name:
+            meta["jupyter_runs_history_name"] = name
+        history = obj.new_thread({"metadata": meta})
+        moved = self.store.rewind_thread(thread_id, message_id, history)
+        return {"object": "thread.rewind", "id": thread_id, "history_thread_id": history["id"], **moved}
+
+    def _op_fork_thread(self, params: Any, body: dict[str, Any], query: Any) -> dict[str, Any]:
+        """A copy of the thread with its messages, finished runs and steps; body ``metadata``
+        for the new thread (default: the original's, with ``jupyter_runs_forked_from``)."""
+        thread = self._thread(_param(params, "thread_id"))
+        meta = body.get("metadata")
+        if meta is None:
+            meta = {k: v for k, v in (thread.get("metadata") or {}).items() if k != "jupyter_runs_name"}
+            meta["jupyter_runs_forked_from"] = thread["id"]
+        fork = obj.new_thread({"metadata": meta, "tool_resources": thread.get("tool_resources")})
+        self.store.fork_thread(thread["id"], fork)
+        return fork
 
     # -- messages ---------------------------------------------------------------------------
 

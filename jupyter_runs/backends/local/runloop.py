@@ -124,7 +124,7 @@ class RunLoop:
     """Starts, drives, cancels and finishes runs; ``active`` holds the runs not finished yet."""
 
     def __init__(
-        self, store: Store, *, expires_after: float, model: Callable[[str], ModelAdapter],
+        self, store: Store, *, expires_after: float, model: Callable[..., ModelAdapter],
         context_budget: int | Mapping[str, int] | None = None,
     ) -> None:
         self.store = store
@@ -291,7 +291,7 @@ class RunLoop:
         if request is None:
             self._end(active, "incomplete", incomplete_details={"reason": "max_prompt_tokens"})
             return False
-        model = self.model(run["model"])
+        model = self.model(run["model"], run.get("metadata"))
         active.call_index += 1
         calls: list[dict[str, Any]] = []
         slots: dict[int, int] = {}  # the model's call index -> position in ``calls``

@@ -395,6 +395,106 @@ class Store:
             out[run_id].append(json.loads(data))
         return out
 
+    # -- thread lifecycle: rewind and fork ----------------------------------------------------
+
+    def rewind_thread(self, thread_id: str, message_id: str, history: Mapping[str, Any]) -> dict[str, int]:
+        """Move ``message_id`` and everything after it (messages, the runs they started or
+        belong to, and those runs' steps) from ``thread_id`` into the new thread ``history``.
+
+        Nothing is deleted: the rewound exchanges stay readable in the history thread, they only
+        stop being part of the conversation. Runs are matched by the messages they own or were
+        started by (the magic records a run's prompt id) and by creation time after the cut,
+        since created_at has one-second resolution and cannot order a fast run by itself.
+        """
+        row = self._conn.execute(
+            "SELECT created_at, rowid FROM messages WHERE id = ? AND thread_id = ?",
+            (message_id, thread_id),
+        ).fetchone()
+        if row is None:
+            raise BadRequestError(f"No message '{message_id}' in thread '{thread_id}'.",
+                                  param="message_id")
+        moved = [r[0] for r in self._conn.execute(
+            "SELECT id FROM messages WHERE thread_id = ? AND (created_at, rowid) >= (?, ?)",
+            (thread_id, *row),
+        )]
+        marks = ", ".join("?" * len(moved))
+        runs = [r[0] for r in self._conn.execute(
+            f"SELECT id FROM runs WHERE thread_id = ? AND (created_at > ? OR id IN "
+            f"(SELECT run_id FROM messages WHERE id IN ({marks}) AND run_id IS NOT NULL) OR "
+            f"json_extract(data, '$.metadata.jupyter_runs_prompt') IN ({marks}))",
+            (thread_id, row[0], *moved, *moved),
+        )]
+        target = history["id"]
+        with self.transaction():
+            self.put_thread(history)
+            for table, ids in (("messages", moved), ("runs", runs)):
+                if ids:
+                    self._conn.execute(
+                        f"UPDATE {table} SET thread_id = ?, data = json_set(data, '$.thread_id', ?) "
+                        f"WHERE id IN ({', '.join('?' * len(ids))})",
+                        (target, target, *ids),
+                    )
+            if runs:
+                self._conn.execute(
+                    "UPDATE run_steps SET thread_id = ?, data = json_set(data, '$.thread_id', ?) "
+                    f"WHERE run_id IN ({', '.join('?' * len(runs))})",
+                    (target, target, *runs),
+                )
+        return {"messages": len(moved), "runs": len(runs)}
+
+    def find_message(self, thread_id: str, key: str, value: str) -> str | None:
+        """The id of the thread's earliest message whose ``metadata[key]`` is ``value``."""
+        row = self._conn.execute(
+            "SELECT id FROM messages WHERE thread_id = ? AND json_extract(data, ?) = ? "
+            "ORDER BY created_at, rowid LIMIT 1",
+            (thread_id, f"$.metadata.{key}", value),
+        ).fetchone()
+        return row[0] if row else None
+
+    def fork_thread(self, thread_id: str, fork: Mapping[str, Any]) -> None:
+        """Copy every message, run and step of ``thread_id`` into the new thread ``fork``, with
+        new ids and every reference between them (message.run_id, a step's run and message,
+        the magic's prompt id) remapped, so the fork's conversation is the original's."""
+        ids: dict[str, str] = {}
+
+        def remap(old: str | None) -> str | None:
+            if not old:
+                return old
+            if old not in ids:
+                ids[old] = new_id(old.split("_", 1)[0] if "_" in old else "obj")
+            return ids[old]
+
+        target = fork["id"]
+        messages = [json.loads(r[0]) for r in self._conn.execute(
+            "SELECT data FROM messages WHERE thread_id = ? ORDER BY created_at, rowid", (thread_id,))]
+        runs = [json.loads(r[0]) for r in self._conn.execute(
+            "SELECT data FROM runs WHERE thread_id = ? ORDER BY created_at, rowid", (thread_id,))]
+        steps = [json.loads(r[0]) for r in self._conn.execute(
+            "SELECT data FROM run_steps WHERE thread_id = ? ORDER BY created_at, rowid", (thread_id,))]
+        with self.transaction():
+            self.put_thread(fork)
+            for message in messages:
+                message.update(id=remap(message["id"]), thread_id=target,
+                               run_id=remap(message.get("run_id")))
+                self.put_message(message)
+            for run in runs:
+                if run["status"] in ACTIVE_STATUSES:
+                    continue  # a run still going belongs to its own thread
+                run.update(id=remap(run["id"]), thread_id=target)
+                meta = dict(run.get("metadata") or {})
+                if meta.get("jupyter_runs_prompt"):
+                    meta["jupyter_runs_prompt"] = remap(meta["jupyter_runs_prompt"])
+                    run["metadata"] = meta
+                self.put_run(run)
+            for step in steps:
+                if step["run_id"] not in ids:
+                    continue
+                step.update(id=remap(step["id"]), thread_id=target, run_id=remap(step["run_id"]))
+                creation = (step.get("step_details") or {}).get("message_creation")
+                if creation and creation.get("message_id"):
+                    creation["message_id"] = remap(creation["message_id"])
+                self.put_step(step)
+
     # -- recovery ---------------------------------------------------------------------------
 
     def recover_interrupted(self) -> list[str]:
