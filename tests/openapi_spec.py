@@ -141,6 +141,10 @@ def _compact(node: Any, *, names: bool = False) -> Any:
     return out
 
 
+#: Our thread-lifecycle extensions (no spec entry): no query, and the engine checks their bodies.
+_BODY_CHECKED_BY_ENGINE = ("rewind_thread", "fork_thread")
+
+
 def request_schemas() -> dict[str, Any]:
     """Per operation name, the body schema's name and the query parameters' schemas, plus every
     schema a body schema refers to (``$defs``)."""
@@ -150,6 +154,9 @@ def request_schemas() -> dict[str, Any]:
     schemas = document["components"]["schemas"]
     operations: dict[str, Any] = {}
     for op in OPERATIONS.values():
+        if op.name in _BODY_CHECKED_BY_ENGINE:
+            operations[op.name] = {"body": None, "query": {}}
+            continue
         # list_threads is our extension (no spec entry): it pages like list_assistants.
         path, method = (("/assistants", "get") if op.name == "list_threads"
                         else (op.path, op.method.lower()))
