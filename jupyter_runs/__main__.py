@@ -33,9 +33,25 @@ def _parser() -> argparse.ArgumentParser:
                        "none means no auth)")
     serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                        help="allow browser calls from ORIGIN (repeatable; '*' for any). Off by default.")
+    serve.add_argument("--model-deadline", type=float, default=None, metavar="SECONDS",
+                       help="stop a model call that has not finished after SECONDS "
+                       "(default 1800; 0: no limit)")
+    serve.add_argument("--model-idle-timeout", type=float, default=None, metavar="SECONDS",
+                       help="stop a model call that sent no content for SECONDS, keep-alives "
+                       "aside (default 300; 0: no limit)")
     serve.add_argument("--log-level", default="info",
                        choices=("critical", "error", "warning", "info", "debug"))
     return parser
+
+
+def _model_config(args: argparse.Namespace) -> dict[str, float]:
+    """The deadlines given on the command line, as model config (what every HTTP adapter reads)."""
+    config = {}
+    if args.model_deadline is not None:
+        config["deadline"] = args.model_deadline
+    if args.model_idle_timeout is not None:
+        config["idle_timeout"] = args.model_idle_timeout
+    return config
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             serve(args.host, args.port, args.store, api_key, cors_origins=args.cors_origin,
-                  log_level=args.log_level, on_ready=ready)
+                  log_level=args.log_level, on_ready=ready, model_config=_model_config(args))
         except OSError as exc:
             print(f"jupyter-runs: {exc}", file=sys.stderr)
             return 1

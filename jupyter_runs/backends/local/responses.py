@@ -280,7 +280,7 @@ class ResponseEventParser:
         if item.get("type") != "function_call":
             return []
         key = self._item_key(data)
-        index = self.calls[key] = len(self.calls)
+        index = self.calls[key] = len(self.args)
         self.calls.setdefault(f"#{data.get('output_index', 0)}", index)
         args = item.get("arguments") or ""
         self.args[index] = args
