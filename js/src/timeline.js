@@ -4,6 +4,7 @@
 // model or a tool produced goes in as text; only a tool's own text/html display is sanitized HTML.
 import { stepToolCalls } from "./fold.js";
 import { sanitize, renderMarkdown } from "./markdown.js";
+import { createReasoningView, isReasoningStep } from "./reasoning.js";
 
 const OUTPUT_PREVIEW = 1200;
 
@@ -234,8 +235,13 @@ export function createTimeline(el) {
       for (const step of steps) {
         seen.add(step.id);
         let row = rows.get(step.id);
+        const reasoning = isReasoningStep(step);
+        if (row && (row.kind === "reasoning") !== reasoning) {
+          row.el.remove(); // a row made before the step's type was known
+          row = null;
+        }
         if (!row) {
-          row = createStepView();
+          row = reasoning ? createReasoningView() : createStepView();
           rows.set(step.id, row);
         }
         row.update(step, ctx);
