@@ -21,7 +21,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import Markdown, display
-from traitlets import Bool, Int, Unicode
+from traitlets import Bool, Dict, Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from .errors import RunError
@@ -64,6 +64,27 @@ class RunAssistantMagics(Magics, Configurable):
     approve = Unicode("", help="Tools that need approval before they run: comma-separated names, or * for all.").tag(config=True)
     wait = Bool(False, help="Block the cell until the run ends (default: stream in the background).").tag(config=True)
     max_tool_output = Int(16384, help="Cap, in bytes, on each tool output sent to the model.").tag(config=True)
+    model_deadline = Float(
+        1800.0, help="Seconds a model call may take in all (retries included); 0: no limit."
+    ).tag(config=True)
+    model_idle_timeout = Float(
+        300.0, help="Seconds a model call may go without sending content (keep-alives do not "
+        "count); 0: no limit."
+    ).tag(config=True)
+    prices = Dict(
+        help="Optional prices, dollars per million tokens, by model id or name (or '*'): "
+        "{'gpt-5': {'input': 1.25, 'cached_input': 0.125, 'output': 10}}. The run header then "
+        "shows the run's cost. None are built in."
+    ).tag(config=True)
+
+    @validate("prices")
+    def _check_prices(self, proposal: Any) -> dict[str, Any]:
+        from .pricing import check_prices
+
+        try:
+            return check_prices(proposal["value"])
+        except ValueError as exc:
+            raise TraitError(str(exc)) from None
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -96,7 +117,8 @@ class RunAssistantMagics(Magics, Configurable):
                 api_key = self.api_key or os.environ.get("JUPYTER_RUNS_API_KEY") or None
                 self._clients[key] = AsyncClient(base_url, api_key)
             else:
-                config = {"base_url": self.model_base_url} if self.model_base_url else {}
+                config: dict[str, Any] = {"base_url": self.model_base_url} if self.model_base_url else {}
+                config.update(deadline=self.model_deadline, idle_timeout=self.model_idle_timeout)
                 self._clients[key] = AsyncClient(store=store, model_config=config)
         return self._clients[key]
 
@@ -221,7 +243,7 @@ class RunAssistantMagics(Magics, Configurable):
         model = None if assistant_ref else self._model(args)
         thread_name = args.thread or self._default_thread_name()
 
-        widget = RunWidget()
+        widget = RunWidget(prices=dict(self.prices))
         widget.set_prompt(message)
         runner = ToolRunner(
             env=self.shell.user_ns, tools=tools, approve=self._approve(args.approve),
