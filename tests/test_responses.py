@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -363,7 +364,10 @@ def test_reasoning_is_a_run_step_before_the_reply_with_its_tokens(responses_serv
     assert [s.type for s in steps] == ["reasoning", "message_creation"]
     thought = steps[0]
     assert thought.step_details.reasoning["summary"] == "Multiply six\n\nCheck."
-    assert thought.status == "completed" and thought.usage.completion_tokens == 50
+    assert thought.status == "completed"
+    # the count, known at the end of the call, is in the usage of the step the reasoning led to
+    assert steps[1].usage.completion_tokens_details == {"reasoning_tokens": 50}
+    assert steps[1].usage.completion_tokens == 60
     names = [n for n, _ in events]
     # the reasoning step completes before the reply's step starts
     done = names.index("thread.run.step.completed")
@@ -435,3 +439,42 @@ def test_openai_python_streams_a_reasoning_run_through_jupyter_runs_serve(respon
         assert json.loads(call.function.arguments) == {"n": 1}
     sent = responses_server.requests[-1].body
     assert sent["input"][-1] == {"type": "function_call_output", "call_id": "call_z", "output": "ok"}
+
+
+# -- the Node SDK ---------------------------------------------------------------------------
+
+NODE_SDKS = [d for d in os.environ.get("JUPYTER_RUNS_NODE_OPENAI", "").split(os.pathsep) if d]
+
+
+@pytest.mark.skipif(not NODE_SDKS, reason="set JUPYTER_RUNS_NODE_OPENAI to directories with the "
+                    "openai npm package installed (npm install openai in a temp dir)")
+@pytest.mark.parametrize("sdk_dir", NODE_SDKS or ["-"])
+def test_node_sdk_streams_a_reasoning_run_through_jupyter_runs_serve(responses_server, sdk_dir):
+    """The official Node SDK's AssistantStream, unchanged: no error, the text arrives, the
+    reasoning step goes by as a step type it does not act on."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    node = shutil.which("node")
+    assert node, "node is needed for the Node SDK test"
+    responses_server.add(text_reply("Forty", "-two.", reasoning=[["Six", " times"], ["seven."]],
+                                    usage=(9, 30, 20)),
+                         tool_calls_reply([("call_z", "zap", '{"n": 1}')], reasoning=[["Need zap."]]),
+                         text_reply("Zapped."))
+    script = Path(__file__).parent / "node" / "assistants_stream.cjs"
+    env = {"OPENAI_BASE_URL": responses_server.base_url, "OPENAI_API_KEY": SECRET}
+    with ServerProcess("--api-key", "k", "--store", ":memory:", env=env) as served:
+        done = subprocess.run([node, str(script), sdk_dir, served.url, "k"], capture_output=True,
+                              text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["status"] == "completed"
+    assert seen["text"] == "Forty-two."
+    assert seen["steps"] == ["reasoning", "message_creation"]
+    assert seen["stepDeltas"] == 3  # the summary's three pieces
+    assert seen["usage"]["completion_tokens_details"] == {"reasoning_tokens": 20}
+    assert seen["messages"][0] == "Forty-two."  # listed newest first, after the first run
+    assert seen["toolStatus"] == "requires_action"
+    assert seen["toolCall"] == {"id": "call_z", "name": "zap", "arguments": '{"n": 1}'}
+    assert (seen["afterText"], seen["afterStatus"]) == ("Zapped.", "completed")

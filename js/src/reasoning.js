@@ -28,12 +28,17 @@ export function reasoningText(step) {
   return typeof text === "string" ? text : "";
 }
 
-/** Reasoning tokens of a step (the engine adds them once the model reports them), or null. */
-export function reasoningTokens(step) {
-  const u = step?.usage;
-  if (!u) return null;
-  const n = u.completion_tokens_details?.reasoning_tokens ?? u.completion_tokens;
-  return Number.isFinite(n) ? n : null;
+/**
+ * Reasoning tokens of a reasoning step, or null until known. Models report them at the end of the
+ * call, after the reasoning step is done, so the engine puts them in the usage of the step the
+ * reasoning led to (`next`: the reply or the tool calls), as completion_tokens_details.
+ */
+export function reasoningTokens(step, next) {
+  for (const u of [step?.usage, next?.usage]) {
+    const n = u?.completion_tokens_details?.reasoning_tokens;
+    if (Number.isFinite(n)) return n;
+  }
+  return null;
 }
 
 function seconds(s) {
@@ -44,7 +49,8 @@ function seconds(s) {
   return `${m}m ${Math.round(s - m * 60)}s`;
 }
 
-/** A timeline row for a reasoning step: same `{el, update(step, ctx)}` shape as a step view. */
+/** A timeline row for a reasoning step: a step view's `{el, update(step, ctx)}` shape, plus
+ * the step after it (`next`), which carries the reasoning-token count. */
 export function createReasoningView() {
   const root = el("details", "jr-step jr-reasoning");
   root.open = true;
@@ -64,7 +70,7 @@ export function createReasoningView() {
   return {
     el: root,
     kind: "reasoning",
-    update(step, ctx) {
+    update(step, ctx, next) {
       const status = step.status || "in_progress";
       const done = status !== "in_progress";
       root.dataset.type = "reasoning";
@@ -73,7 +79,7 @@ export function createReasoningView() {
       const [start, end0] = ctx.timings?.[step.id] || [null, null];
       const end = end0 ?? (ctx.terminal ? start : ctx.now);
       const took = start !== null && end !== null ? end - start : null;
-      const tokens = reasoningTokens(step);
+      const tokens = reasoningTokens(step, next);
       const bits = [done ? (took !== null ? `Thought for ${seconds(took)}` : "Thought") : "Thinking…"];
       if (tokens !== null) bits.push(`${tokens.toLocaleString()} reasoning tokens`);
       setText(label, bits.join(" · "));

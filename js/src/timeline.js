@@ -232,7 +232,7 @@ export function createTimeline(el) {
     update(steps, ctx) {
       let prev = null;
       const seen = new Set();
-      for (const step of steps) {
+      for (const [i, step] of steps.entries()) {
         seen.add(step.id);
         let row = rows.get(step.id);
         const reasoning = isReasoningStep(step);
@@ -244,7 +244,7 @@ export function createTimeline(el) {
           row = reasoning ? createReasoningView() : createStepView();
           rows.set(step.id, row);
         }
-        row.update(step, ctx);
+        row.update(step, ctx, steps[i + 1]);
         const want = prev ? prev.nextSibling : el.firstChild;
         if (want !== row.el) el.insertBefore(row.el, want);
         prev = row.el;

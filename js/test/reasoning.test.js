@@ -44,15 +44,22 @@ describe("reasoning item", () => {
     expect(item.querySelector(".jr-reasoning-text").textContent).toContain("add the numbers.");
     const done = reasoningStep("completed", {
       step_details: { type: "reasoning", reasoning: { summary: "**Plan**: add the numbers." } },
-      usage: { prompt_tokens: 0, completion_tokens: 512, total_tokens: 512,
-               completion_tokens_details: { reasoning_tokens: 512 } },
     });
-    store.reset({ seq: 2, run: { id: "run_1", status: "completed", model: "responses:o" },
+    store.reset({ seq: 2, run: { id: "run_1", status: "in_progress", model: "responses:o" },
                   steps: [done], timings: { step_r: [0.1, 2.6] }, messages: [] });
     frames.flush();
     const closed = el.querySelector(".jr-reasoning");
     expect(closed).toBe(item); // the same row, not a new one
     expect(closed.open).toBe(false);
+    expect(closed.querySelector(".jr-reasoning-label").textContent).toBe("Thought for 2.5 s");
+    // the count arrives with the reply's step, which the reasoning led to
+    const reply = { id: "step_m", object: "thread.run.step", type: "message_creation", status: "completed",
+                    step_details: { type: "message_creation", message_creation: { message_id: "msg_1" } },
+                    usage: { prompt_tokens: 9, completion_tokens: 530, total_tokens: 539,
+                             completion_tokens_details: { reasoning_tokens: 512 } } };
+    store.reset({ seq: 2, run: { id: "run_1", status: "completed", model: "responses:o" },
+                  steps: [done, reply], timings: { step_r: [0.1, 2.6], step_m: [2.6, 3] }, messages: [] });
+    frames.flush();
     expect(closed.querySelector(".jr-reasoning-label").textContent).toBe("Thought for 2.5 s · 512 reasoning tokens");
   });
 

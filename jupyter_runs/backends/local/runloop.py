@@ -121,6 +121,12 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
             "total_tokens": prompt + completion}
 
 
+def _reasoned(usage: dict[str, Any], reasoning_tokens: int) -> dict[str, Any]:
+    if reasoning_tokens:
+        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
+    return usage
+
+
 def _run_usage(active: ActiveRun) -> dict[str, Any]:
     """The run's usage; the detail objects (the names Chat Completions and openai-python use)
     only when a model reported reasoning or cached tokens, so other runs keep the spec's shape."""
@@ -301,7 +307,6 @@ class RunLoop:
         minted: set[int] = set()  # positions whose id the engine made up
         usage: Usage | None = None
         finish = "stop"
-        thoughts: list[dict[str, Any]] = []  # this call's reasoning steps
         stream = model.stream(request)
         try:
             async for item in stream:
@@ -316,7 +321,7 @@ class RunLoop:
                     self._text_delta(active, item.text)
                 elif kind is ReasoningDelta:
                     if item.text:
-                        self._reasoning_delta(active, item, thoughts)
+                        self._reasoning_delta(active, item)
                 elif kind is ToolCallDelta:
                     if active.reasoning_step is not None:
                         self._close_reasoning(active)
@@ -341,8 +346,7 @@ class RunLoop:
         active.reasoning_used += usage.reasoning_tokens
         active.cached_used += usage.cached_tokens
         run["usage"] = _run_usage(active)
-        if thoughts and usage.reasoning_tokens:
-            self._reasoning_usage(active, thoughts, usage.reasoning_tokens)
+        thought = usage.reasoning_tokens
         over = (run["max_completion_tokens"] is not None
                 and active.completion_used > run["max_completion_tokens"])
         cut = finish == "length" or over
@@ -350,8 +354,8 @@ class RunLoop:
             if active.message is None:
                 self._open_message(active)
             text_tokens = count_tokens("".join(active.text))
-            step_usage = (_usage(usage.prompt_tokens, usage.completion_tokens) if not calls
-                          else _usage(0, text_tokens))
+            step_usage = (_reasoned(_usage(usage.prompt_tokens, usage.completion_tokens), thought)
+                          if not calls else _usage(0, text_tokens))
             reason = "max_tokens" if cut else "content_filter" if finish == "content_filter" else None
             self._close_message(active, step_usage, incomplete=reason, persist=not reason)
             if reason:
@@ -362,8 +366,9 @@ class RunLoop:
             step = active.tool_step
             assert step is not None
             text_tokens = count_tokens("".join(active.text)) if active.text else 0
-            active.tool_usage = _usage(usage.prompt_tokens if active.message_step is None else 0,
-                                       max(0, usage.completion_tokens - text_tokens))
+            active.tool_usage = _reasoned(
+                _usage(usage.prompt_tokens if active.message_step is None else 0,
+                       max(0, usage.completion_tokens - text_tokens)), thought)
             if cut:
                 self._end(active, "incomplete", incomplete_details={"reason": "max_completion_tokens"})
                 return False
@@ -378,18 +383,19 @@ class RunLoop:
     # ``thread.run.step.delta`` events of that shape. Unchanged Assistants clients pass over a
     # step type they don't know (openai-python builds it leniently and only acts on
     # ``tool_calls`` deltas; the Node SDK likewise), and the history sent back to models skips it.
-    # It completes when the model's output begins; the reasoning-token count, which models report
-    # only at the end of the call, follows as one step delta carrying ``usage``.
+    # It completes when the model's output begins. Models report the reasoning-token count only
+    # at the end of the call, and clients allow no event for a step once it is done (the Node
+    # SDK's AssistantStream refuses any), so the count goes where it belongs in the spec's terms:
+    # in the usage of the step the reasoning led to (the reply or the tool calls), as
+    # ``completion_tokens_details.reasoning_tokens``, part of that step's ``completion_tokens``.
 
-    def _reasoning_delta(self, active: ActiveRun, item: ReasoningDelta,
-                         thoughts: list[dict[str, Any]]) -> None:
+    def _reasoning_delta(self, active: ActiveRun, item: ReasoningDelta) -> None:
         step = active.reasoning_step
         text = item.text
         if step is None:
             step = active.reasoning_step = obj.new_step(
                 active.run, {"type": "reasoning", "reasoning": {"summary": ""}})
             active.reasoning_part = item.part
-            thoughts.append(step)
             self._emit(active, "thread.run.step.created", snapshot(step))
             self._emit(active, "thread.run.step.in_progress", snapshot(step))
         elif item.part != active.reasoning_part:
@@ -408,18 +414,6 @@ class RunLoop:
         step[f"{status}_at"] = obj.now()
         self.store.put_step(step)
         self._emit(active, f"thread.run.step.{status}", snapshot(step))
-
-    def _reasoning_usage(self, active: ActiveRun, thoughts: list[dict[str, Any]],
-                         tokens: int) -> None:
-        """The call's reasoning tokens on its (last) reasoning step, once the model told them."""
-        step = thoughts[-1]
-        usage: dict[str, Any] = _usage(0, tokens)
-        usage["completion_tokens_details"] = {"reasoning_tokens": tokens}
-        step["usage"] = usage
-        self.store.put_step(step)
-        active.segment.push(Event("thread.run.step.delta", {
-            "id": step["id"], "object": "thread.run.step.delta", "delta": {"usage": usage},
-        }))
 
     def _open_message(self, active: ActiveRun) -> None:
         run = active.run
