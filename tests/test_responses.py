@@ -478,3 +478,50 @@ def test_node_sdk_streams_a_reasoning_run_through_jupyter_runs_serve(responses_s
     assert seen["toolStatus"] == "requires_action"
     assert seen["toolCall"] == {"id": "call_z", "name": "zap", "arguments": '{"n": 1}'}
     assert (seen["afterText"], seen["afterStatus"]) == ("Zapped.", "completed")
+
+
+def _engine(server: FakeChatServer) -> jr.Client:
+    return jr.Client(store=":memory:", model_config={"base_url": server.base_url,
+                                                     "retry_backoff": 0.001})
+
+
+def test_a_failed_response_during_reasoning_fails_the_run_and_its_reasoning_step(responses_server):
+    events = Events().reasoning(["Thinking", " hard"])
+    responses_server.add(Reply(events.failed("server_error", "The model crashed"), end="eof"))
+    client = _engine(responses_server)
+    try:
+        run, thread, _ = _reasoning_run(client)
+        steps = client.steps.list(thread.id, run.id).to_list()
+    finally:
+        client.close()
+    assert run.status == "failed" and "The model crashed" in run.last_error.message
+    assert [(s.type, s.status) for s in steps] == [("reasoning", "failed")]
+    assert steps[0].step_details.reasoning["summary"] == "Thinking hard"  # kept
+    assert "The model crashed" in steps[0].last_error.message
+
+
+def test_cancel_while_reasoning_ends_the_reasoning_step_cancelled(responses_server):
+    pieces = [f" thought{i}" for i in range(300)]
+    responses_server.add(Reply(Events().reasoning(pieces).text("late").completed(None), end="eof",
+                               delay=0.01))
+    client = _engine(responses_server)
+    try:
+        asst = client.assistants.create(model="responses:fake")
+        thread = client.threads.create(messages=[{"role": "user", "content": "think"}])
+        stream = client.runs.create(thread.id, assistant_id=asst.id, stream=True)
+        deltas: list[Any] = []
+
+        def on_step_delta(delta: Any) -> None:
+            deltas.append(delta)
+            if len(deltas) == 3:
+                stream.cancel()
+
+        run = stream.until_done(on_run_step_delta=on_step_delta, env={})
+        steps = client.steps.list(thread.id, run.id).to_list()
+    finally:
+        client.close()
+    assert run.status == "cancelled"
+    [step] = steps
+    assert (step.type, step.status) == ("reasoning", "cancelled")
+    kept = step.step_details.reasoning["summary"]
+    assert kept.startswith(" thought0 thought1 thought2") and "thought299" not in kept

@@ -407,9 +407,12 @@ class RunLoop:
             "delta": {"step_details": {"type": "reasoning", "reasoning": {"summary": text}}},
         }))
 
-    def _close_reasoning(self, active: ActiveRun, status: str = "completed") -> None:
+    def _close_reasoning(self, active: ActiveRun, status: str = "completed",
+                         error: dict[str, str] | None = None) -> None:
         step, active.reasoning_step = active.reasoning_step, None
         assert step is not None
+        if error is not None:
+            step["last_error"] = error
         step["status"] = status
         step[f"{status}_at"] = obj.now()
         self.store.put_step(step)
@@ -572,7 +575,7 @@ class RunLoop:
         """Close the reply (kept, as ``incomplete``) and the open steps of a run that stops."""
         now = obj.now()
         if active.reasoning_step is not None:
-            self._close_reasoning(active, step_status)
+            self._close_reasoning(active, step_status, error)
         if active.message is not None:
             if error is not None and active.message_step is not None:
                 active.message_step["last_error"] = error
