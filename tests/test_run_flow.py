@@ -346,3 +346,28 @@ def test_model_server_reply_streams_and_is_stored(upstream, client):
     assert upstream.sent(0)["messages"] == [{"role": "system", "content": "Answer briefly."},
                                            {"role": "user", "content": "Who grew?"}]
     assert messages(client, thread.id)[-1].text == "North grew fastest."
+
+
+def test_model_server_reasoning_becomes_a_step_before_the_reply(upstream, client):
+    upstream.add(upstream.text_reply("Forty-two.", reasoning=[["Six", " sevens"], ["are 42."]],
+                                     usage=(12, 40, 30)))
+    asst, thread = ask(client, upstream.model, "6*7?")
+    step_deltas: list[Any] = []
+    done_steps: list[Any] = []
+    run = client.runs.create(thread.id, assistant_id=asst.id, stream=True).until_done(
+        on_run_step_delta=step_deltas.append,
+        on_run_step=lambda s: done_steps.append(s) if s.status == "completed" else None, env=ENV)
+    assert run.status == "completed"
+    assert run.usage.completion_tokens_details["reasoning_tokens"] == 30
+    assert [s.type for s in done_steps] == ["reasoning", "message_creation"]
+    assert done_steps[0].step_details.reasoning["summary"] == "Six sevens\n\nare 42."
+    assert len(step_deltas) == 3
+    steps = client.steps.list(thread.id, run.id, order="asc").to_list()
+    assert [s.type for s in steps] == ["reasoning", "message_creation"]
+    assert steps[1].usage.completion_tokens_details["reasoning_tokens"] == 30
+    assert messages(client, thread.id)[-1].text == "Forty-two."
+    # the next call's history leaves the reasoning out
+    client.messages.create(thread.id, role="user", content="and 6*8?")
+    upstream.add(upstream.text_reply("48."))
+    client.runs.create(thread.id, assistant_id=asst.id, stream=True).until_done(env=ENV)
+    assert [m["role"] for m in upstream.sent(1)["messages"]] == ["system", "user", "assistant", "user"]

@@ -65,15 +65,25 @@ def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, *, usa
     return data
 
 
-def usage_chunk(prompt: int, completion: int) -> dict[str, Any]:
+def usage_chunk(prompt: int, completion: int, reasoning: int = 0, cached: int = 0) -> dict[str, Any]:
     """The final chunk ``stream_options.include_usage`` asks for: no choices, only usage."""
-    return chunk(usage={"prompt_tokens": prompt, "completion_tokens": completion,
-                        "total_tokens": prompt + completion}, choices=False)
+    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                             "total_tokens": prompt + completion}
+    if reasoning or cached:
+        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
+    return chunk(usage=usage, choices=False)
 
 
-def text_reply(*pieces: str, finish: str = "stop", usage: tuple[int, int] | None = (7, 3)) -> Reply:
-    """A streamed text answer, one chunk per piece (after a role-only first chunk, as OpenAI does)."""
+def text_reply(*pieces: str, finish: str = "stop", usage: tuple[int, ...] | None = (7, 3),
+               reasoning: list[list[str]] | None = None) -> Reply:
+    """A streamed text answer, one chunk per piece (after a role-only first chunk, as OpenAI does).
+    ``reasoning`` parts stream first as ``reasoning_content`` deltas (vLLM, DeepSeek, llama.cpp),
+    parts separated by a blank line."""
     chunks = [chunk({"role": "assistant", "content": ""})]
+    for k, part in enumerate(reasoning or ()):
+        for i, piece in enumerate(part):
+            chunks.append(chunk({"reasoning_content": ("\n\n" if k and not i else "") + piece}))
     chunks += [chunk({"content": p}) for p in pieces]
     chunks.append(chunk({}, finish))
     if usage:
