@@ -247,9 +247,10 @@ class ModelHTTP:
             )) from None
 
     def _json_answer(self, response: Any) -> Exception:
-        """A 200 with a JSON body where an event stream was asked for: an error if it says so."""
+        """A 200 with a JSON body where an event stream was asked for: some servers report errors
+        so; the server's own ``error.message`` (else a piece of the body) is what the user needs."""
         detail = self.scrub(error_message(response))
-        return ModelError(f"{self.who} at {self.base_url} answered with an error instead of a "
+        return ModelError(f"{self.who} at {self.base_url} answered JSON instead of an event "
                           f"stream: {detail}", code="server_error")
 
     def _status_error(self, response: Any) -> Exception:
