@@ -41,9 +41,25 @@ def _parser() -> argparse.ArgumentParser:
                        help="record/replay model calls in FILE (JSON lines; see --cassette-mode)")
     serve.add_argument("--cassette-mode", default="off", choices=("off", "record", "replay", "auto"),
                        help="off (default), record, replay (never call a model) or auto")
+    serve.add_argument("--model-deadline", type=float, default=None, metavar="SECONDS",
+                       help="stop a model call that has not finished after SECONDS "
+                       "(default 1800; 0: no limit)")
+    serve.add_argument("--model-idle-timeout", type=float, default=None, metavar="SECONDS",
+                       help="stop a model call that sent no content for SECONDS, keep-alives "
+                       "aside (default 300; 0: no limit)")
     serve.add_argument("--log-level", default="info",
                        choices=("critical", "error", "warning", "info", "debug"))
     return parser
+
+
+def _model_config(args: argparse.Namespace) -> dict[str, float]:
+    """The deadlines given on the command line, as model config (what every HTTP adapter reads)."""
+    config = {}
+    if args.model_deadline is not None:
+        config["deadline"] = args.model_deadline
+    if args.model_idle_timeout is not None:
+        config["idle_timeout"] = args.model_idle_timeout
+    return config
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,7 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             serve(args.host, args.port, args.store, api_key, cors_origins=args.cors_origin,
                   scripted_dir=args.scripted_dir, log_level=args.log_level, on_ready=ready,
-                  warn=False, cassette=args.cassette, cassette_mode=args.cassette_mode)
+                  warn=False, cassette=args.cassette, cassette_mode=args.cassette_mode,
+                  model_config=_model_config(args))
         except OSError as exc:
             print(f"jupyter-runs: {exc}", file=sys.stderr)
             return 1

@@ -21,7 +21,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import Markdown, display
-from traitlets import Bool, Int, Unicode
+from traitlets import Bool, Dict, Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from .errors import RunError
@@ -81,6 +81,27 @@ class RunAssistantMagics(Magics, Configurable):
         "rewind", help="What re-running a cell does to its thread: rewind (the cell's earlier "
         "exchange and everything after it leave the thread, kept as history) or append."
     ).tag(config=True)
+    model_deadline = Float(
+        1800.0, help="Seconds a model call may take in all (retries included); 0: no limit."
+    ).tag(config=True)
+    model_idle_timeout = Float(
+        300.0, help="Seconds a model call may go without sending content (keep-alives do not "
+        "count); 0: no limit."
+    ).tag(config=True)
+    prices = Dict(
+        help="Optional prices, dollars per million tokens, by model id or name (or '*'): "
+        "{'gpt-5': {'input': 1.25, 'cached_input': 0.125, 'output': 10}}. The run header then "
+        "shows the run's cost. None are built in."
+    ).tag(config=True)
+
+    @validate("prices")
+    def _check_prices(self, proposal: Any) -> dict[str, Any]:
+        from .pricing import check_prices
+
+        try:
+            return check_prices(proposal["value"])
+        except ValueError as exc:
+            raise TraitError(str(exc)) from None
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -119,6 +140,7 @@ class RunAssistantMagics(Magics, Configurable):
                 config: dict[str, Any] = {"base_url": self.model_base_url} if self.model_base_url else {}
                 if self.context_budget > 0:
                     config["context_budget"] = self.context_budget
+                config.update(deadline=self.model_deadline, idle_timeout=self.model_idle_timeout)
                 self._clients[key] = AsyncClient(store=store, model_config=config)
         return self._clients[key]
 
@@ -315,7 +337,7 @@ class RunAssistantMagics(Magics, Configurable):
         model = None if assistant_ref else self._model(args)
         thread_name = args.thread or self._default_thread_name()
 
-        widget = RunWidget()
+        widget = RunWidget(prices=dict(self.prices))
         widget.set_prompt(message)
         if attachments:
             widget.context = [a.to_dict() for a in attachments]

@@ -35,6 +35,7 @@ import anywidget
 import traitlets
 
 from .events import RunState, fold, merge_delta, message_text, step_tool_calls
+from .pricing import price_for, run_cost
 from .wire import TERMINAL_STATUSES, Event
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,8 @@ class RunWidget(anywidget.AnyWidget):
     prompt = traitlets.Unicode("").tag(sync=True)
     # The --context attachments (context.Attachment.to_dict): chips in the view, a line when saved.
     context = traitlets.List().tag(sync=True)
+    #: The user's price table (``RunAssistantMagics.prices``), for the cost in the header.
+    prices = traitlets.Dict().tag(sync=True)
     #: seq (last delta batch included), rev, elapsed, step timings, error, done. Set last.
     meta = traitlets.Dict().tag(sync=True)
 
@@ -543,7 +546,8 @@ class RunWidget(anywidget.AnyWidget):
                                   rec.get("status") or step.get("status"), secs,
                                   _one_line(fn.get("output") if fn.get("output") is not None else rec.get("output"), 100)))
             else:
-                steps.append(("message", step.get("status"), secs, ""))
+                kind = "reasoning" if step.get("type") == "reasoning" else "message"
+                steps.append((kind, step.get("status"), secs, ""))
         usage = run.get("usage") or {}
         prompt = self.prompt or "\n\n".join(
             message_text(m) for m in self._fold.messages.values() if m.get("role") == "user")
@@ -554,6 +558,7 @@ class RunWidget(anywidget.AnyWidget):
             "reply": "\n\n".join(message_text(m) for m in replies).strip(),
             "steps": steps,
             "tokens": usage.get("total_tokens"),
+            "cost": run_cost(usage, price_for(self.prices, run.get("model") or "")),
             "error": (run.get("last_error") or {}).get("message") or (self._fold.error or {}).get("message"),
             "elapsed": None if self.timeless else self._elapsed(),
         }
@@ -639,6 +644,8 @@ def _status_line(s: Mapping[str, Any]) -> str:
         bits.append(f"{s['elapsed']:.1f} s")
     if s.get("tokens") is not None:
         bits.append(f"{s['tokens']} tokens")
+    if s.get("cost") is not None:
+        bits.append(f"${s['cost']:.4g}")
     line = " · ".join(bits)
     return line + (f" — {s['error']}" if s.get("error") else "")
 

@@ -4,6 +4,7 @@
 // model or a tool produced goes in as text; only a tool's own text/html display is sanitized HTML.
 import { stepToolCalls } from "./fold.js";
 import { sanitize, renderMarkdown } from "./markdown.js";
+import { createReasoningView, isReasoningStep } from "./reasoning.js";
 
 const OUTPUT_PREVIEW = 1200;
 
@@ -231,14 +232,19 @@ export function createTimeline(el) {
     update(steps, ctx) {
       let prev = null;
       const seen = new Set();
-      for (const step of steps) {
+      for (const [i, step] of steps.entries()) {
         seen.add(step.id);
         let row = rows.get(step.id);
+        const reasoning = isReasoningStep(step);
+        if (row && (row.kind === "reasoning") !== reasoning) {
+          row.el.remove(); // a row made before the step's type was known
+          row = null;
+        }
         if (!row) {
-          row = createStepView();
+          row = reasoning ? createReasoningView() : createStepView();
           rows.set(step.id, row);
         }
-        row.update(step, ctx);
+        row.update(step, ctx, steps[i + 1]);
         const want = prev ? prev.nextSibling : el.firstChild;
         if (want !== row.el) el.insertBefore(row.el, want);
         prev = row.el;

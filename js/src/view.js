@@ -3,6 +3,7 @@
 import { TERMINAL, messageText } from "./fold.js";
 import { createMarkdownView } from "./markdown.js";
 import { createTimeline, formatSeconds, h } from "./timeline.js";
+import { usageLine } from "./reasoning.js";
 
 const STATUS_LABEL = {
   queued: "Queued",
@@ -201,7 +202,7 @@ export function mountRunView(el, store, actions = {}) {
     const now = currentElapsed(state, terminal);
     setText(elapsed, state.run ? formatSeconds(now) : "");
     const u = run.usage;
-    setText(usage, u ? `${u.prompt_tokens ?? 0} in · ${u.completion_tokens ?? 0} out · ${u.total_tokens ?? 0} tokens` : "");
+    setText(usage, usageLine(u, state.prices, run.model));
     stop.hidden = terminal || !state.stoppable; // nothing in the kernel listens: no button
     if (!stopping) stop.disabled = terminal || !state.run;
     const err = run.last_error?.message || (status === "failed" || !state.run ? state.error?.message : "") || "";

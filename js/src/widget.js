@@ -5,7 +5,7 @@ import { createStore } from "./fold.js";
 import { mountRunView } from "./view.js";
 import { mountContext } from "./context.js";
 
-const TRAITS = ["run", "messages", "steps", "records", "approvals", "prompt"];
+const TRAITS = ["run", "messages", "steps", "records", "approvals", "prompt", "prices"];
 
 /** The kernel's snapshot: `meta` (seq, elapsed, timings, ...) plus the structure traits. */
 export function readSnapshot(model) {

@@ -35,6 +35,12 @@ class Reply:
     end: str = "done"
     delay: float = 0.0  # seconds between chunks
     headers: dict[str, str] = field(default_factory=dict)
+    #: After the chunks, ``: ping`` comments this many times, ``delay`` (or 0.05 s) apart, before
+    #: ``end``: a server that keeps the connection alive without sending anything.
+    keepalives: int = 0
+    #: With ``status`` 200: answer this as a JSON body instead of a stream (a server that reports
+    #: an error with 200).
+    json_body: Any = None
 
 
 @dataclass
@@ -59,15 +65,25 @@ def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, *, usa
     return data
 
 
-def usage_chunk(prompt: int, completion: int) -> dict[str, Any]:
+def usage_chunk(prompt: int, completion: int, reasoning: int = 0, cached: int = 0) -> dict[str, Any]:
     """The final chunk ``stream_options.include_usage`` asks for: no choices, only usage."""
-    return chunk(usage={"prompt_tokens": prompt, "completion_tokens": completion,
-                        "total_tokens": prompt + completion}, choices=False)
+    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                             "total_tokens": prompt + completion}
+    if reasoning or cached:
+        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
+    return chunk(usage=usage, choices=False)
 
 
-def text_reply(*pieces: str, finish: str = "stop", usage: tuple[int, int] | None = (7, 3)) -> Reply:
-    """A streamed text answer, one chunk per piece (after a role-only first chunk, as OpenAI does)."""
+def text_reply(*pieces: str, finish: str = "stop", usage: tuple[int, ...] | None = (7, 3),
+               reasoning: list[list[str]] | None = None) -> Reply:
+    """A streamed text answer, one chunk per piece (after a role-only first chunk, as OpenAI does).
+    ``reasoning`` parts stream first as ``reasoning_content`` deltas (vLLM, DeepSeek, llama.cpp),
+    parts separated by a blank line."""
     chunks = [chunk({"role": "assistant", "content": ""})]
+    for k, part in enumerate(reasoning or ()):
+        for i, piece in enumerate(part):
+            chunks.append(chunk({"reasoning_content": ("\n\n" if k and not i else "") + piece}))
     chunks += [chunk({"content": p}) for p in pieces]
     chunks.append(chunk({}, finish))
     if usage:
@@ -112,6 +128,8 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"
 
 class FakeChatServer:
     """``POST /v1/chat/completions`` answering the queued replies; everything else is a 404."""
+
+    route = "/v1/chat/completions"
 
     def __init__(self) -> None:
         self.replies: deque[Reply] = deque()
@@ -177,7 +195,7 @@ class FakeChatServer:
             if request is None:
                 return
             self.requests.append(request)
-            if request.method != "POST" or request.path != "/v1/chat/completions":
+            if request.method != "POST" or request.path != self.route:
                 await self._send_json(writer, 404, {"error": {"message": f"no route {request.path}",
                                                               "type": "invalid_request_error",
                                                               "param": None, "code": None}})
@@ -185,6 +203,9 @@ class FakeChatServer:
             reply = self.replies.popleft() if self.replies else self.default
             if reply.status != 200:
                 await self._send_json(writer, reply.status, {"error": reply.error}, reply.headers)
+                return
+            if reply.json_body is not None:
+                await self._send_json(writer, 200, reply.json_body, reply.headers)
                 return
             try:
                 await self._stream(writer, reply)
@@ -219,6 +240,10 @@ class FakeChatServer:
         )
         await writer.drain()
 
+    def frame(self, item: Any) -> str:
+        """One SSE event for a scripted chunk (a string goes out as it is, after ``data:``)."""
+        return f"data: {json.dumps(item) if not isinstance(item, str) else item}\n\n"
+
     async def _stream(self, writer: asyncio.StreamWriter, reply: Reply) -> None:
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                      b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n")
@@ -228,10 +253,14 @@ class FakeChatServer:
             writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
 
         for item in reply.chunks:
-            send(f"data: {json.dumps(item) if not isinstance(item, str) else item}\n\n")
+            send(self.frame(item))
             await writer.drain()
             if reply.delay:
                 await asyncio.sleep(reply.delay)
+        for _ in range(reply.keepalives):
+            send(": ping\n\n")
+            await writer.drain()
+            await asyncio.sleep(reply.delay or 0.05)
         if reply.end == "drop":
             # Cut the connection mid-body: the chunked body never gets its terminating chunk.
             writer.transport.abort()

@@ -425,7 +425,7 @@ class Engine:
         step_id = _param(params, "step_id")
         active = self.runs.active.get(run["id"])
         if active is not None:
-            for live in (active.message_step, active.tool_step):
+            for live in (active.message_step, active.tool_step, active.reasoning_step):
                 if live is not None and live["id"] == step_id:
                     return snapshot(live)
         found = self.store.get_step(run["thread_id"], run["id"], step_id)

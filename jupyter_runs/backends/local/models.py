@@ -2,13 +2,13 @@
 
 The engine speaks to every model through :class:`ModelAdapter`: a Chat Completions-shaped request
 in, a stream of small typed events out. Ids are ``provider:name`` (DESIGN.md): ``openai:``,
-``ollama:``, ``compat:`` (OpenAI-compatible Chat Completions over httpx, in this module) and
+``ollama:``, ``compat:`` (OpenAI-compatible Chat Completions, in this module), ``responses:``
+(the Responses API, in ``responses.py``; both over the shared HTTP layer in ``_http.py``) and
 ``scripted:PATH.json`` (deterministic, offline, in ``scripted.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Union
 
-from ...errors import ModelError, StreamError
+from ...errors import ModelError
+from ._http import ModelHTTP, check_base_url, check_options
 
 log = logging.getLogger("jupyter_runs.models")
 
@@ -57,9 +58,24 @@ class ToolCallDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """A piece of the model's reasoning summary (Responses ``reasoning_summary_text``, or the
+    ``reasoning_content`` some Chat Completions servers stream). ``part`` numbers the summary's
+    paragraphs; a new part starts a new paragraph."""
+
+    text: str
+    part: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
+    """Tokens of one call. ``reasoning_tokens`` are part of ``completion_tokens`` and
+    ``cached_tokens`` part of ``prompt_tokens``, as every OpenAI API counts them."""
+
     prompt_tokens: int
     completion_tokens: int
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -73,7 +89,7 @@ class Finish:
     reason: str
 
 
-ModelEvent = Union[TextDelta, ToolCallDelta, Usage, Finish]  # noqa: UP007 - a runtime alias on 3.10
+ModelEvent = Union[TextDelta, ReasoningDelta, ToolCallDelta, Usage, Finish]  # noqa: UP007 - a runtime alias on 3.10
 
 
 class ModelAdapter(Protocol):
@@ -106,9 +122,13 @@ def resolve_model(model_id: str, **config: Any) -> ModelAdapter:
         return ScriptedModel(name, root=scripted_dir)
     if provider in ("openai", "ollama", "compat"):
         return ChatCompletionsModel.for_provider(provider, name=name, **config)
+    if provider == "responses":
+        from .responses import ResponsesModel
+
+        return ResponsesModel.for_provider(name=name, **config)
     raise ModelError(
         f"unknown model provider {provider!r} in {model_id!r}; use openai:NAME, ollama:NAME, "
-        "compat:NAME (with base_url) or scripted:PATH.json",
+        "compat:NAME (with base_url), responses:NAME or scripted:PATH.json",
         code="invalid_prompt",
     )
 
@@ -128,28 +148,47 @@ _FINISH = {
     "max_tokens": "length",
     "content_filter": "content_filter",
 }
-_RETRY_STATUSES = frozenset((408, 409, 429, 500, 502, 503, 504))
-_OPTIONS = frozenset(("timeout", "max_retries", "retry_backoff"))
 
 
-class _Retry(Exception):
-    """Internal: this attempt failed in a way worth retrying (before any token was yielded)."""
-
-    def __init__(self, error: ModelError, wait: float | None = None) -> None:
-        super().__init__(error.message)
-        self.error = error
-        self.wait = wait
+def provider_endpoint(provider: str, name: str, base_url: str | None,
+                      api_key: str | None) -> tuple[str, str | None]:
+    """``(base_url, api_key)`` for ``openai``, ``ollama`` or ``compat``, filling in what the
+    environment configures: ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``, ``OLLAMA_BASE_URL``,
+    ``JUPYTER_RUNS_COMPAT_BASE_URL`` / ``JUPYTER_RUNS_COMPAT_API_KEY``. Explicit arguments win.
+    Shared by every HTTP adapter, so ``responses:`` takes the same keys as ``openai:``."""
+    env = os.environ
+    if provider in ("openai", "responses"):
+        base_url = base_url or env.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
+        api_key = api_key or env.get("OPENAI_API_KEY")
+        if not api_key and base_url.rstrip("/") == OPENAI_BASE_URL:
+            raise ModelError(
+                f"{provider}:{name} needs an API key: set OPENAI_API_KEY (or pass api_key in the "
+                "model config)",
+                code="server_error",
+            )
+    elif provider == "ollama":
+        base_url = base_url or env.get("OLLAMA_BASE_URL") or OLLAMA_BASE_URL
+    elif provider == "compat":
+        base_url = base_url or env.get("JUPYTER_RUNS_COMPAT_BASE_URL")
+        api_key = api_key or env.get("JUPYTER_RUNS_COMPAT_API_KEY")
+        if not base_url:
+            raise ModelError(
+                f"compat:{name} needs the server's base URL: pass base_url (such as "
+                "http://127.0.0.1:8000/v1) in the model config, or set JUPYTER_RUNS_COMPAT_BASE_URL",
+                code="invalid_prompt",
+            )
+    else:
+        raise ModelError(
+            f"unknown Chat Completions provider {provider!r}; use openai, ollama or compat",
+            code="invalid_prompt",
+        )
+    return base_url, api_key
 
 
 class ChatCompletionsModel:
-    """Any OpenAI-compatible Chat Completions endpoint, streamed over httpx.
-
-    One adapter holds one connection pool; ``aclose`` releases it. Failures before the first
-    token (429, 5xx, connection errors) are retried with exponential backoff, because nothing has
-    reached the run yet; after the first token a failure ends the call, since replaying it would
-    duplicate text the user already saw. The API key lives only in the request headers: it is
-    never in ``repr``, and any error text is scrubbed of it before it becomes a ``ModelError``.
-    """
+    """Any OpenAI-compatible Chat Completions endpoint, streamed over the shared HTTP layer
+    (``_http.py``: retries before the first token, deadlines, typed errors, the key kept out of
+    every message and ``repr``)."""
 
     def __init__(
         self,
@@ -158,26 +197,14 @@ class ChatCompletionsModel:
         *,
         name: str = "",
         provider: str = "compat",
-        timeout: float = 120.0,
-        max_retries: int = 2,
-        retry_backoff: float = 0.5,
+        **options: Any,
     ) -> None:
-        base_url = (base_url or "").strip().rstrip("/")
-        if not base_url.startswith(("http://", "https://")):
-            raise ModelError(
-                f"the {provider} model base_url must be an http:// or https:// URL ending in the API "
-                f"root (such as http://127.0.0.1:8000/v1), got {base_url!r}",
-                code="invalid_prompt",
-            )
-        self.base_url = base_url
+        self.base_url = check_base_url(base_url, provider)
         self.name = name
         self.provider = provider
-        self.timeout = timeout
-        self.max_retries = max(0, int(max_retries))
-        self.retry_backoff = retry_backoff
-        self.__api_key = api_key or None
-        self._client: Any = None  # httpx.AsyncClient, created on the loop that first streams
-        self._client_loop: Any = None
+        who = f"{provider}:{name}" if name else provider
+        self.http = ModelHTTP(self.base_url, api_key, who=who, key_hint=_key_hint(provider),
+                              **options)
 
     @classmethod
     def for_provider(
@@ -188,48 +215,16 @@ class ChatCompletionsModel:
         name: str = "",
         **options: Any,
     ) -> ChatCompletionsModel:
-        """The adapter for ``openai``, ``ollama`` or ``compat``, filling in what the environment
-        configures: ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``, ``OLLAMA_BASE_URL``,
-        ``JUPYTER_RUNS_COMPAT_BASE_URL`` / ``JUPYTER_RUNS_COMPAT_API_KEY``. Explicit arguments win.
-        ``options``: ``timeout``, ``max_retries``, ``retry_backoff``."""
-        env = os.environ
-        if provider == "openai":
-            base_url = base_url or env.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
-            api_key = api_key or env.get("OPENAI_API_KEY")
-            if not api_key and base_url.rstrip("/") == OPENAI_BASE_URL:
-                raise ModelError(
-                    f"openai:{name} needs an API key: set OPENAI_API_KEY (or pass api_key in the "
-                    "model config)",
-                    code="server_error",
-                )
-        elif provider == "ollama":
-            base_url = base_url or env.get("OLLAMA_BASE_URL") or OLLAMA_BASE_URL
-        elif provider == "compat":
-            base_url = base_url or env.get("JUPYTER_RUNS_COMPAT_BASE_URL")
-            api_key = api_key or env.get("JUPYTER_RUNS_COMPAT_API_KEY")
-            if not base_url:
-                raise ModelError(
-                    f"compat:{name} needs the server's base URL: pass base_url (such as "
-                    "http://127.0.0.1:8000/v1) in the model config, or set JUPYTER_RUNS_COMPAT_BASE_URL",
-                    code="invalid_prompt",
-                )
-        else:
-            raise ModelError(
-                f"unknown Chat Completions provider {provider!r}; use openai, ollama or compat",
-                code="invalid_prompt",
-            )
-        unknown = sorted(set(options) - _OPTIONS)
-        if unknown:
-            raise ModelError(
-                f"unknown model config {', '.join(map(repr, unknown))} for {provider}:{name}; "
-                f"accepted: base_url, api_key, {', '.join(sorted(_OPTIONS))}",
-                code="invalid_prompt",
-            )
+        """The adapter for ``openai``, ``ollama`` or ``compat`` (see :func:`provider_endpoint`).
+        ``options``: ``timeout``, ``max_retries``, ``retry_backoff``, ``deadline``,
+        ``idle_timeout``."""
+        base_url, api_key = provider_endpoint(provider, name, base_url, api_key)
+        check_options(options, f"{provider}:{name}")
         return cls(base_url, api_key, name=name, provider=provider, **options)
 
     def __repr__(self) -> str:
         # Never the key: say only whether there is one.
-        key = ", api_key=***" if self.__api_key else ""
+        key = ", api_key=***" if self.http.has_key else ""
         return f"ChatCompletionsModel({self.provider}:{self.name}, base_url={self.base_url!r}{key})"
 
     # -- request ------------------------------------------------------------------------------
@@ -267,125 +262,16 @@ class ChatCompletionsModel:
         return body
 
     def _headers(self) -> dict[str, str]:
-        headers = {"accept": "text/event-stream"}
-        if self.__api_key:
-            headers["authorization"] = f"Bearer {self.__api_key}"
-        return headers
-
-    def _http(self) -> Any:
-        import httpx  # lazily: scripted runs never need it
-
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            # A pool belongs to one event loop; a second loop gets its own.
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
-                follow_redirects=False,
-            )
-            self._client_loop = loop
-        return self._client
-
-    def _scrub(self, text: str) -> str:
-        if self.__api_key and self.__api_key in text:
-            text = text.replace(self.__api_key, "***")
-        return text
+        return self.http.headers()
 
     # -- streaming ----------------------------------------------------------------------------
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        """Text and tool-call deltas, then ``Usage`` (when the server reports it) and ``Finish``.
-        Raises :class:`ModelError`; closing the iterator early closes the connection."""
-        attempt = 0
-        while True:
-            started = False
-            try:
-                async for event in self._attempt(request):
-                    started = True
-                    yield event
-                return
-            except _Retry as retry:
-                if started or attempt >= self.max_retries:
-                    raise retry.error from None
-                wait = retry.wait if retry.wait is not None else self.retry_backoff * 2**attempt
-                attempt += 1
-                log.warning("%s; retry %d of %d in %.2fs", retry.error.message, attempt,
-                            self.max_retries, min(wait, 30.0))
-                await asyncio.sleep(min(wait, 30.0))
-
-    async def _attempt(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        """One HTTP request. Raises ``_Retry`` for a retryable failure before the first event."""
-        import httpx
-
-        from ...sse import aiter_events
-
-        url = f"{self.base_url}/chat/completions"
-        started = False
-        try:
-            async with self._http().stream(
-                "POST", url, json=self.payload(request), headers=self._headers()
-            ) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    raise self._status_error(response)
-                parser = _ChunkParser()
-                async for sse in aiter_events(response.aiter_bytes(), strict=False):
-                    if sse.event == "done":
-                        break
-                    for event in parser.feed(sse.data):
-                        started = True
-                        yield event
-                end = parser.end()
-                if not end:
-                    raise ModelError(
-                        f"{self._who()}: the stream ended before the model finished its reply",
-                        code="server_error",
-                    )
-                for event in end:
-                    yield event
-        except (_Retry, ModelError):
-            raise
-        except StreamError as exc:  # an {"error": ...} chunk mid-stream, or a garbled one
-            raise ModelError(
-                self._scrub(f"{self._who()} failed mid-stream: {exc.message}"), code="server_error"
-            ) from None
-        except httpx.HTTPError as exc:
-            what = _describe(exc)
-            if started:
-                raise ModelError(
-                    self._scrub(f"{self._who()}: the connection broke mid-reply ({what})"),
-                    code="server_error",
-                ) from None
-            raise _Retry(ModelError(
-                self._scrub(f"could not reach {self._who()} at {self.base_url} ({what})"),
-                code="server_error",
-            )) from None
-
-    def _who(self) -> str:
-        return f"{self.provider}:{self.name}" if self.name else self.provider
-
-    def _status_error(self, response: Any) -> Exception:
-        status = response.status_code
-        detail = self._scrub(_error_message(response))
-        where = f"{self._who()} at {self.base_url}"
-        if status in (401, 403):
-            error = ModelError(
-                f"{where} rejected the API key (HTTP {status}): {detail}. Check the key "
-                f"({_key_hint(self.provider)}).",
-                code="server_error",
-            )
-            return error
-        if status == 429:
-            return _Retry(ModelError(f"{where} is rate limiting requests (HTTP 429): {detail}",
-                                     code="rate_limit_exceeded"), _retry_after(response))
-        if status in _RETRY_STATUSES or status >= 500:
-            return _Retry(ModelError(f"{where} failed (HTTP {status}): {detail}",
-                                     code="server_error"), _retry_after(response))
-        return ModelError(f"{where} refused the request (HTTP {status}): {detail}",
-                          code="invalid_prompt")
+    def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Text, reasoning and tool-call deltas, then ``Usage`` (when the server reports it) and
+        ``Finish``. Raises :class:`ModelError`; closing the iterator early closes the connection."""
+        return self.http.stream("/chat/completions", self.payload(request), _ChunkParser)
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        await self.http.aclose()
 
 
 class _ChunkParser:
@@ -407,18 +293,26 @@ class _ChunkParser:
         self.reason: str | None = None
         self.usage: Usage | None = None
 
-    def feed(self, data: Any) -> list[ModelEvent]:
+    def feed(self, name: str, data: Any) -> list[ModelEvent]:
         if not isinstance(data, dict):
             return []
         out: list[ModelEvent] = []
         usage = data.get("usage")
         if isinstance(usage, dict):
-            self.usage = Usage(int(usage.get("prompt_tokens") or 0),
-                               int(usage.get("completion_tokens") or 0))
+            self.usage = Usage(
+                _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")),
+                reasoning_tokens=_int(_get(usage, "completion_tokens_details", "reasoning_tokens")),
+                cached_tokens=_int(_get(usage, "prompt_tokens_details", "cached_tokens")),
+            )
         for choice in data.get("choices") or ():
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue  # n > 1 is never asked for; ignore extra choices
             delta = choice.get("delta") or {}
+            # vLLM, DeepSeek and llama.cpp stream reasoning as ``reasoning_content``; Ollama
+            # and OpenRouter as ``reasoning``.
+            thought = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(thought, str) and thought:
+                out.append(ReasoningDelta(thought))
             text = delta.get("content")
             if isinstance(text, str) and text:
                 out.append(TextDelta(text))
@@ -475,45 +369,19 @@ class _ChunkParser:
         return [*([self.usage] if self.usage else []), Finish(reason)]
 
 
-def _describe(exc: Exception) -> str:
-    """A short, readable cause for an httpx error (its class says more than its often-empty text)."""
-    text = str(exc).strip()
-    kind = type(exc).__name__
-    return f"{kind}: {text}" if text else kind
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def _error_message(response: Any) -> str:
-    """The ``error.message`` of an error response, else a short piece of its body."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        err = body.get("error")
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])
-        if isinstance(err, str):
-            return err
-        if body.get("detail"):  # FastAPI-based servers (vLLM)
-            return str(body["detail"])[:300]
-    text = response.text.strip()
-    return text[:300] if text else response.reason_phrase or "no details"
-
-
-def _retry_after(response: Any) -> float | None:
-    """Seconds the server asked us to wait (``retry-after-ms`` / ``retry-after``), if it did."""
-    for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = response.headers.get(header)
-        if value:
-            try:
-                return max(0.0, float(value) * scale)
-            except ValueError:
-                return None
-    return None
+def _get(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
 
 
 def _key_hint(provider: str) -> str:
     return {
         "openai": "OPENAI_API_KEY or api_key in the model config",
+        "responses": "OPENAI_API_KEY or api_key in the model config",
         "compat": "JUPYTER_RUNS_COMPAT_API_KEY or api_key in the model config",
     }.get(provider, "api_key in the model config")

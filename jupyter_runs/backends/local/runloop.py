@@ -36,6 +36,7 @@ from .models import (
     Finish,
     ModelAdapter,
     ModelRequest,
+    ReasoningDelta,
     TextDelta,
     ToolCallDelta,
     Usage,
@@ -105,6 +106,10 @@ class ActiveRun:
     call_index: int = 0
     prompt_used: int = 0
     completion_used: int = 0
+    reasoning_step: dict[str, Any] | None = None  # the reasoning summary being streamed
+    reasoning_part: int = 0
+    reasoning_used: int = 0  # of completion_used
+    cached_used: int = 0  # of prompt_used
 
     @property
     def id(self) -> str:
@@ -114,6 +119,23 @@ class ActiveRun:
 def _usage(prompt: int, completion: int) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion}
+
+
+def _reasoned(usage: dict[str, Any], reasoning_tokens: int) -> dict[str, Any]:
+    if reasoning_tokens:
+        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
+    return usage
+
+
+def _run_usage(active: ActiveRun) -> dict[str, Any]:
+    """The run's usage; the detail objects (the names Chat Completions and openai-python use)
+    only when a model reported reasoning or cached tokens, so other runs keep the spec's shape."""
+    usage: dict[str, Any] = _usage(active.prompt_used, active.completion_used)
+    if active.cached_used:
+        usage["prompt_tokens_details"] = {"cached_tokens": active.cached_used}
+    if active.reasoning_used:
+        usage["completion_tokens_details"] = {"reasoning_tokens": active.reasoning_used}
+    return usage
 
 
 def snapshot(value: dict[str, Any]) -> dict[str, Any]:
@@ -305,10 +327,17 @@ class RunLoop:
                 if kind is TextDelta:
                     if not item.text:  # e.g. the role-only first chunk of Chat Completions
                         continue
+                    if active.reasoning_step is not None:
+                        self._close_reasoning(active)
                     if active.message is None:
                         self._open_message(active)
                     self._text_delta(active, item.text)
+                elif kind is ReasoningDelta:
+                    if item.text:
+                        self._reasoning_delta(active, item)
                 elif kind is ToolCallDelta:
+                    if active.reasoning_step is not None:
+                        self._close_reasoning(active)
                     self._tool_delta(active, item, calls, slots, minted)
                 elif kind is Usage:
                     usage = item
@@ -318,6 +347,8 @@ class RunLoop:
             close = getattr(stream, "aclose", None)
             if close is not None:
                 await close()
+        if active.reasoning_step is not None:
+            self._close_reasoning(active)
         if usage is None:  # estimate, so runs always report usage
             completion = count_tokens("".join(active.text)) + sum(
                 count_tokens(c["function"]["arguments"]) + 1 for c in calls
@@ -325,7 +356,10 @@ class RunLoop:
             usage = Usage(prompt_tokens(request.messages), completion)
         active.prompt_used += usage.prompt_tokens
         active.completion_used += usage.completion_tokens
-        run["usage"] = _usage(active.prompt_used, active.completion_used)
+        active.reasoning_used += usage.reasoning_tokens
+        active.cached_used += usage.cached_tokens
+        run["usage"] = _run_usage(active)
+        thought = usage.reasoning_tokens
         over = (run["max_completion_tokens"] is not None
                 and active.completion_used > run["max_completion_tokens"])
         cut = finish == "length" or over
@@ -333,8 +367,8 @@ class RunLoop:
             if active.message is None:
                 self._open_message(active)
             text_tokens = count_tokens("".join(active.text))
-            step_usage = (_usage(usage.prompt_tokens, usage.completion_tokens) if not calls
-                          else _usage(0, text_tokens))
+            step_usage = (_reasoned(_usage(usage.prompt_tokens, usage.completion_tokens), thought)
+                          if not calls else _usage(0, text_tokens))
             reason = "max_tokens" if cut else "content_filter" if finish == "content_filter" else None
             self._close_message(active, step_usage, incomplete=reason, persist=not reason)
             if reason:
@@ -345,8 +379,9 @@ class RunLoop:
             step = active.tool_step
             assert step is not None
             text_tokens = count_tokens("".join(active.text)) if active.text else 0
-            active.tool_usage = _usage(usage.prompt_tokens if active.message_step is None else 0,
-                                       max(0, usage.completion_tokens - text_tokens))
+            active.tool_usage = _reasoned(
+                _usage(usage.prompt_tokens if active.message_step is None else 0,
+                       max(0, usage.completion_tokens - text_tokens)), thought)
             if cut:
                 self._end(active, "incomplete", incomplete_details={"reason": "max_completion_tokens"})
                 return False
@@ -354,6 +389,47 @@ class RunLoop:
             return True
         self._end(active, "completed")
         return False
+
+    # -- reasoning ----------------------------------------------------------------------------
+    # A reasoning summary is a run step of its own type, ``reasoning``, with
+    # ``step_details: {"type": "reasoning", "reasoning": {"summary": TEXT}}``; its text streams as
+    # ``thread.run.step.delta`` events of that shape. Unchanged Assistants clients pass over a
+    # step type they don't know (openai-python builds it leniently and only acts on
+    # ``tool_calls`` deltas; the Node SDK likewise), and the history sent back to models skips it.
+    # It completes when the model's output begins. Models report the reasoning-token count only
+    # at the end of the call, and clients allow no event for a step once it is done (the Node
+    # SDK's AssistantStream refuses any), so the count goes where it belongs in the spec's terms:
+    # in the usage of the step the reasoning led to (the reply or the tool calls), as
+    # ``completion_tokens_details.reasoning_tokens``, part of that step's ``completion_tokens``.
+
+    def _reasoning_delta(self, active: ActiveRun, item: ReasoningDelta) -> None:
+        step = active.reasoning_step
+        text = item.text
+        if step is None:
+            step = active.reasoning_step = obj.new_step(
+                active.run, {"type": "reasoning", "reasoning": {"summary": ""}})
+            active.reasoning_part = item.part
+            self._emit(active, "thread.run.step.created", snapshot(step))
+            self._emit(active, "thread.run.step.in_progress", snapshot(step))
+        elif item.part != active.reasoning_part:
+            active.reasoning_part = item.part
+            text = "\n\n" + text  # a new summary part is a new paragraph
+        step["step_details"]["reasoning"]["summary"] += text
+        active.segment.push(Event("thread.run.step.delta", {
+            "id": step["id"], "object": "thread.run.step.delta",
+            "delta": {"step_details": {"type": "reasoning", "reasoning": {"summary": text}}},
+        }))
+
+    def _close_reasoning(self, active: ActiveRun, status: str = "completed",
+                         error: dict[str, str] | None = None) -> None:
+        step, active.reasoning_step = active.reasoning_step, None
+        assert step is not None
+        if error is not None:
+            step["last_error"] = error
+        step["status"] = status
+        step[f"{status}_at"] = obj.now()
+        self.store.put_step(step)
+        self._emit(active, f"thread.run.step.{status}", snapshot(step))
 
     def _open_message(self, active: ActiveRun) -> None:
         run = active.run
@@ -511,6 +587,8 @@ class RunLoop:
                          error: dict[str, str] | None = None) -> None:
         """Close the reply (kept, as ``incomplete``) and the open steps of a run that stops."""
         now = obj.now()
+        if active.reasoning_step is not None:
+            self._close_reasoning(active, step_status, error)
         if active.message is not None:
             if error is not None and active.message_step is not None:
                 active.message_step["last_error"] = error

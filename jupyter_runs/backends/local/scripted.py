@@ -8,7 +8,8 @@ Script format (DESIGN.md)::
 
 Turn k answers the model call whose ``request.call_index`` is k (the k-th call of a run). A turn may
 also hold ``"error": {"code", "message"}`` (the call fails with that ModelError) or
-``"finish_reason": "length"`` (the reply is cut, as a model at its token limit). The file is read
+``"finish_reason": "length"`` (the reply is cut, as a model at its token limit), and
+``"reasoning": "..."``, a reasoning summary streamed before the text or calls. The file is read
 on every call, so editing it between runs takes effect, and a broken file fails the run with a
 message naming the file rather than breaking the engine.
 
@@ -27,7 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ModelError
-from .models import Finish, ModelEvent, ModelRequest, TextDelta, ToolCallDelta, Usage
+from .models import (
+    Finish,
+    ModelEvent,
+    ModelRequest,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 
 _WORD = re.compile(r"\s*\S+\s*|\s+")
 _ERROR_CODES = ("server_error", "rate_limit_exceeded", "invalid_prompt")
@@ -139,6 +148,14 @@ class ScriptedModel:
             elif sent % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
 
+        thought = 0
+        for piece in split_words(turn.get("reasoning") or ""):
+            # A reasoning summary first, as reasoning models stream one; its words count as
+            # reasoning tokens (part of the completion, as the APIs count them).
+            thought += 1 if piece.strip() else 0
+            yield ReasoningDelta(piece)
+            await pause()
+        completion += thought
         text = turn.get("text")
         if text is None and not calls and "tool_calls" in turn:
             text = ""  # tool_choice "none" removed the calls: answer with an empty reply
@@ -165,7 +182,7 @@ class ScriptedModel:
                 yield ToolCallDelta(index, arguments=piece)
                 await pause()
             completion += count_tokens(args_text) + 1
-        yield Usage(prompt, completion)
+        yield Usage(prompt, completion, reasoning_tokens=thought)
         yield Finish(finish or ("tool_calls" if calls else "stop"))
 
     async def aclose(self) -> None:
@@ -189,6 +206,8 @@ def _check_turn(name: str, k: int, turn: Any) -> None:
         raise ModelError(f'{where}: needs "text", "tool_calls" or "error"', code="invalid_prompt")
     if "text" in turn and not isinstance(turn["text"], str):
         raise ModelError(f'{where}: "text" must be a string', code="invalid_prompt")
+    if "reasoning" in turn and not isinstance(turn["reasoning"], str):
+        raise ModelError(f'{where}: "reasoning" must be a string', code="invalid_prompt")
     if "tool_calls" in turn:
         calls = turn["tool_calls"]
         if not isinstance(calls, list) or not all(
