@@ -161,3 +161,18 @@ def test_served_engine_replays_its_own_cassette_and_ignores_one_a_client_names(c
         run.wait(timeout=30)
         assert run.data["status"] == "completed"  # answered from the server's own cassette
     assert not sneaky.exists()
+
+
+def test_every_model_event_type_survives_the_file():
+    """Events the adapters add (reasoning, usage details) are recorded without a change here."""
+    from jupyter_runs.backends.local import models
+    from jupyter_runs.backends.local.cassette import _event_types, decode_event, encode_event
+
+    samples = [models.TextDelta("hi"), models.ToolCallDelta(0, id="c", name="f", arguments="{}"),
+               models.Finish("stop")]
+    if hasattr(models, "ReasoningDelta"):
+        samples.append(models.ReasoningDelta("thinking"))
+    for event in samples:
+        line = json.dumps(encode_event(event))
+        assert decode_event(json.loads(line)) == event
+    assert {"TextDelta", "ToolCallDelta", "Usage", "Finish"} <= set(_event_types())
