@@ -9,21 +9,24 @@ kernel's main thread (the loop's thread) between cells.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import Markdown, display
 from traitlets import Bool, Int, Unicode
 from traitlets.config import Configurable
 
+from ._secret import Secret, mask
 from .errors import RunError
 
 _NO_MODEL = """No model is configured for %%run_assistant. Pick one:
@@ -32,13 +35,16 @@ _NO_MODEL = """No model is configured for %%run_assistant. Pick one:
   %%run_assistant -m scripted:examples/demo.json             (offline, deterministic)
 or set the environment variable JUPYTER_RUNS_MODEL before starting Jupyter."""
 
+_RUNS_USAGE = """Usage: %runs COMMAND
+  %runs threads         list the stored threads (name, id, last activity, messages)
+  %runs show [THREAD]   replay a thread's runs from the store (a name or a thread id;
+                        default: the thread %%run_assistant uses without -t)
+  %runs config          the effective settings, keys masked
+  %runs help            this text"""
+
 _NAME_KEY = "jupyter_runs_name"
 _ASSISTANT_KEY = "jupyter_runs_key"
 _PROMPT_KEY = "jupyter_runs_prompt"
-
-
-def _mask(value: str) -> str:
-    return "" if not value else "****" + value[-4:] if len(value) > 12 else "****"
 
 
 @magics_class
@@ -56,7 +62,7 @@ class RunAssistantMagics(Magics, Configurable):
         "the Jupyter data dir); ':memory:' keeps nothing."
     ).tag(config=True)
     base_url = Unicode("", help="A remote Assistants server (http://host:port/v1) instead of the embedded engine.").tag(config=True)
-    api_key = Unicode("", help="Bearer key for base_url (else $JUPYTER_RUNS_API_KEY). Never shown.").tag(config=True)
+    api_key = Secret("", help="Bearer key for base_url (else $JUPYTER_RUNS_API_KEY). Never shown.").tag(config=True)
     model_base_url = Unicode("", help="base_url for compat: models (vLLM, llama.cpp, LM Studio...).").tag(config=True)
     default_thread = Unicode(
         "", help="Thread used when -t is not given; empty: one thread per notebook file."
@@ -70,11 +76,12 @@ class RunAssistantMagics(Magics, Configurable):
         if shell is not None:
             self.config = shell.config
             self.update_config(shell.config)
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: dict[tuple[str, ...], Any] = {}
         self._threads: dict[tuple[Any, str], str] = {}
         self._assistants: dict[tuple[Any, str], str] = {}
         self._active: dict[str, Any] = {}  # thread id -> RunStream / Run still going
         self._tasks: set[asyncio.Task[Any]] = set()  # strong refs: a dropped task stops mid-run
+        self._tails: dict[tuple[Any, str], asyncio.Task[Any]] = {}  # (client, thread name) -> its last run
 
     # -- settings -------------------------------------------------------------------------------
     def _model(self, args: Any) -> str:
@@ -86,15 +93,23 @@ class RunAssistantMagics(Magics, Configurable):
         return model
 
     def _client(self, base_url: str | None) -> Any:
+        """The client for the current settings. Keyed by every setting it is built from, so a
+        changed ``base_url``, ``api_key``, ``store`` or ``model_base_url`` takes effect on the
+        next run (each key's client keeps its own cache of thread and assistant ids)."""
         from .client import AsyncClient
 
         base_url = base_url or self.base_url or None
         store = self.store or os.environ.get("JUPYTER_RUNS_STORE") or None
-        key = ("remote", base_url) if base_url else ("local", store or "")
+        if base_url:
+            api_key = self.api_key or os.environ.get("JUPYTER_RUNS_API_KEY") or None
+            # The key itself is never kept in a dict key that a repr could show: its digest is.
+            digest = hashlib.sha256(str.__str__(api_key).encode()).hexdigest() if api_key else ""
+            key: tuple[str, ...] = ("remote", base_url, digest)
+        else:
+            key = ("local", store or "", self.model_base_url)
         if key not in self._clients:
             if base_url:
-                api_key = self.api_key or os.environ.get("JUPYTER_RUNS_API_KEY") or None
-                self._clients[key] = AsyncClient(base_url, api_key)
+                self._clients[key] = AsyncClient(base_url, str.__str__(api_key) if api_key else None)
             else:
                 config = {"base_url": self.model_base_url} if self.model_base_url else {}
                 self._clients[key] = AsyncClient(store=store, model_config=config)
@@ -103,10 +118,11 @@ class RunAssistantMagics(Magics, Configurable):
     def _default_thread_name(self) -> str:
         if self.default_thread:
             return self.default_thread
-        ns = self.shell.user_ns
-        path = ns.get("__vsc_ipynb_file__") or ns.get("__session__")
-        if isinstance(path, str) and path:
-            return f"notebook:{path}"
+        from ._notebook import connection_file, notebook_identity
+
+        identity = notebook_identity(self.shell.user_ns, os.environ, connection_file())
+        if identity is not None:
+            return identity
         # No notebook path (a console, nbclient): one thread for this kernel session.
         return f"session:{id(self.shell):x}:{os.getpid()}"
 
@@ -192,12 +208,13 @@ class RunAssistantMagics(Magics, Configurable):
         """Start an assistant run on a thread: the cell body is the user message (line form:
         ``%run_assistant [options] MESSAGE``). The reply streams into a live widget, and the
         assistant's tool calls run the notebook functions named in --tools."""
-        if cell is None:
-            line, message = _split_line(line)
-        else:
-            message = cell
+        parser = self.run_assistant.parser
         try:
-            args = parse_argstring(self.run_assistant, line)
+            if cell is None:
+                argv, message = split_line(line, parser)
+            else:
+                argv, message = shlex.split(line), cell
+            args = parser.parse_args(argv)
         except UsageError:
             raise
         except (SystemExit, ValueError) as exc:  # argparse exits; shlex rejects open quotes
@@ -260,6 +277,19 @@ class RunAssistantMagics(Magics, Configurable):
 
         from . import _portal
 
+        # Runs on one thread go one at a time, in cell order (Run All): a run whose thread is
+        # still busy with an earlier background run waits for it, as a task, so the cell
+        # returns and the kernel stays free.
+        queue_key = (id(client), thread_name)
+        previous = None if args.new_thread else self._tails.get(queue_key)
+        if previous is not None and not previous.done():
+            if wait:
+                raise UsageError(
+                    f"thread {thread_name!r} already has a run going in the background; --wait would "
+                    "block the kernel that run needs. Wait for it (`await RUN.wait_async()` or "
+                    "`await jr.wait_all()`), drop --wait to queue this run after it, or use -t NAME.")
+            return self._queue(previous, queue_key, prepare, widget, runner, args, loop)
+
         try:
             thread_id, run = _portal.call(prepare)
         except UsageError:
@@ -276,19 +306,75 @@ class RunAssistantMagics(Magics, Configurable):
             finally:
                 self._active.pop(thread_id, None)
             return None
-        if args.poll:
+        task = self._launch(thread_id, run, widget, runner, args.poll, loop)
+        self._tails[queue_key] = task
+        return None
+
+    def _launch(self, thread_id: str, run: Any, widget: Any, runner: Any, poll: bool,
+                loop: asyncio.AbstractEventLoop) -> asyncio.Task[Any]:
+        """Drive a created run into its widget as a background task (kept in ``_tasks``)."""
+        if poll:
             widget.on_stop(run.cancel_async)
             task = loop.create_task(self._poll_async(run, widget, runner))
         else:
             task = widget.drive(run, env=self.shell.user_ns, runner=runner)
-        self._tasks.add(task)
+        self._keep(task)
 
         def done(t: asyncio.Task[Any]) -> None:
-            self._tasks.discard(t)
             if self._active.get(thread_id) is run:
                 self._active.pop(thread_id, None)
 
         task.add_done_callback(done)
+        return task
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _queue(self, previous: asyncio.Task[Any], queue_key: tuple[Any, str], prepare: Callable[[], Any],
+               widget: Any, runner: Any, args: Any, loop: asyncio.AbstractEventLoop) -> None:
+        """Start this run once ``previous`` (the thread's last run) has ended. Its widget says
+        it is waiting; Stop meanwhile drops it before anything is posted to the thread."""
+        handle = QueuedRun(loop)
+        started = False
+
+        async def start_when_free() -> None:
+            nonlocal started
+            await asyncio.wait({previous})
+            try:
+                thread_id, run = await prepare()
+            except Exception as exc:
+                text = str(exc) if isinstance(exc, UsageError) else f"{type(exc).__name__}: {exc}"
+                widget.fail(f"could not start the run: {text}")
+                widget.finish()
+                handle._set_error(exc)
+                return
+            started = True
+            handle._set_run(run)
+            if args.out and self.shell.user_ns.get(args.out) is handle:
+                self.shell.user_ns[args.out] = run
+            await asyncio.wait({self._launch(thread_id, run, widget, runner, args.poll, loop)})
+
+        task = loop.create_task(start_when_free())
+
+        def stop_waiting() -> None:
+            if not started and not task.done():
+                task.cancel()
+
+        def dropped(t: asyncio.Task[Any]) -> None:
+            if t.cancelled():
+                widget.set_cancelled_before_start()
+                widget.finish()
+                handle._set_error(RunError("the run was stopped before it started", status="cancelled"))
+
+        task.add_done_callback(dropped)
+        self._keep(task)
+        self._tails[queue_key] = task
+        widget.on_stop(stop_waiting)
+        widget.set_waiting()
+        if args.out:
+            self.shell.user_ns[args.out] = handle
+        widget.show()
         return None
 
     def _resolve_assistant(self, ref: str) -> str:
@@ -342,17 +428,24 @@ class RunAssistantMagics(Magics, Configurable):
 
     @line_magic
     def runs(self, line: str) -> Any:
-        """%runs threads | %runs show THREAD | %runs config"""
+        """%runs threads | %runs show [THREAD] | %runs config | %runs help
+
+        threads   the stored threads: name, id, last activity, message count
+        show      replay a thread's past runs from the store (default: this notebook's thread)
+        config    the effective settings, keys masked
+        help      this text
+        """
         cmd, _, rest = line.strip().partition(" ")
+        if cmd in ("", "help", "-h", "--help"):
+            print(_RUNS_USAGE)
+            return None
         if cmd == "threads":
             return self._runs_threads()
         if cmd == "show":
-            if not rest.strip():
-                raise UsageError("%runs show THREAD (a thread name or id)")
-            return self._runs_show(rest.strip())
+            return self._runs_show(rest.strip() or self._default_thread_name())
         if cmd == "config":
             return self._runs_config()
-        raise UsageError("%runs threads | %runs show THREAD | %runs config")
+        raise UsageError(f"%runs: unknown command {cmd!r}\n{_RUNS_USAGE}")
 
     def _runs_threads(self) -> Any:
         from . import _portal
@@ -434,8 +527,8 @@ class RunAssistantMagics(Magics, Configurable):
             ("instructions", self.instructions or "—"),
             ("backend", self.base_url or "embedded engine"),
             ("store", self.store or os.environ.get("JUPYTER_RUNS_STORE") or _default_store()),
-            ("api_key", _mask(self.api_key or os.environ.get("JUPYTER_RUNS_API_KEY", "")) or "not set"),
-            ("OPENAI_API_KEY", _mask(os.environ.get("OPENAI_API_KEY", "")) or "not set"),
+            ("api_key", mask(self.api_key or os.environ.get("JUPYTER_RUNS_API_KEY", "")) or "not set"),
+            ("OPENAI_API_KEY", mask(os.environ.get("OPENAI_API_KEY", "")) or "not set"),
             ("OPENAI_BASE_URL", os.environ.get("OPENAI_BASE_URL", "") or "default"),
             ("model_base_url", self.model_base_url or "—"),
             ("default thread", self._default_thread_name()),
@@ -448,28 +541,99 @@ class RunAssistantMagics(Magics, Configurable):
         return None
 
 
-# Options of the line form that take a value (the message follows the options).
-_VALUED = {"-t", "--thread", "-a", "--assistant", "-m", "--model", "-i", "--instructions", "--tools",
-           "-o", "--out", "--temperature", "--max-tokens", "--base-url"}
+def _takes_value(parser: argparse.ArgumentParser, token: str) -> bool:
+    """Whether ``token`` is an option whose value is the next word (``--opt=value`` and ``-tNAME``
+    carry theirs). In the line form ``--approve`` takes its names as the next word too, unless an
+    option or ``--`` follows: a word after it is never mistaken for the start of the message."""
+    action = parser._option_string_actions.get(token)
+    return action is not None and action.nargs != 0
 
 
-def _split_line(line: str) -> tuple[str, str]:
-    """Split ``%run_assistant`` 's line into options and the message (kept verbatim, so quotes
-    and apostrophes in it need no escaping). ``--`` ends the options explicitly."""
-    options: list[str] = []
-    rest = line.strip()
-    while rest.startswith("-"):
-        token, _, after = rest.partition(" ")
-        if token == "--":
-            rest = after.strip()
-            break
-        options.append(token)
-        rest = after.lstrip()
-        if token in _VALUED and rest:
-            value, _, after = rest.partition(" ")
-            options.append(value)
-            rest = after.lstrip()
-    return " ".join(options), rest
+def split_line(line: str, parser: argparse.ArgumentParser) -> tuple[list[str], str]:
+    """Split ``%run_assistant`` 's line into option words and the message.
+
+    Options are read as a shell would (``shlex``: quotes group and are removed) up to ``--`` or
+    the first word that is neither an option nor an option's value; from there on the line is the
+    message, verbatim, so quotes and apostrophes in it need no escaping.
+    """
+    argv: list[str] = []
+    pos, expect_value = 0, False
+    while True:
+        while pos < len(line) and line[pos].isspace():
+            pos += 1
+        if pos >= len(line):
+            return argv, ""
+        is_option = line[pos] == "-" and not _is_number(line, pos)
+        if not is_option and not expect_value:
+            return argv, line[pos:].strip()
+        if expect_value and is_option and argv and argv[-1] == "--approve":
+            expect_value = False  # `--approve -t x`: approve every tool
+            continue
+        lex = shlex.shlex(line[pos:], posix=True, punctuation_chars=False)
+        lex.whitespace_split, lex.commenters = True, ""
+        token = lex.get_token()
+        # shlex reads one character past the token (the separating space); no further.
+        consumed = lex.instream.tell()
+        pos += consumed
+        if token is None:
+            return argv, ""
+        if not expect_value and token == "--":
+            return argv, line[pos:].strip()
+        argv.append(token)
+        expect_value = not expect_value and _takes_value(parser, token)
+
+
+def _is_number(line: str, pos: int) -> bool:
+    """``-0.5`` after ``--temperature`` is a value, not an option."""
+    word = line[pos:].split(None, 1)[0]
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
+
+
+class QueuedRun:
+    """The ``-o`` handle of a run that waits for the previous run on its thread.
+
+    ``await handle.wait_async()`` waits for it to start and then to end; once started, the
+    variable is rebound to the run itself and every run attribute reads through.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._run: Any = None
+        self._started: asyncio.Future[Any] = loop.create_future()
+
+    def _set_run(self, run: Any) -> None:
+        self._run = run
+        if not self._started.done():
+            self._started.set_result(run)
+
+    def _set_error(self, exc: BaseException) -> None:
+        if not self._started.done():
+            self._started.set_exception(exc)
+            self._started.exception()  # retrieved: nobody may ever await this handle
+
+    @property
+    def done(self) -> bool:
+        if self._run is not None:
+            return bool(self._run.done) if hasattr(self._run, "done") else False
+        return self._started.done()
+
+    async def wait_async(self, *args: Any, **kwargs: Any) -> Any:
+        run = await asyncio.shield(self._started)
+        return await run.wait_async(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._run is None:
+            raise AttributeError(f"{name!r}: this run has not started yet (it waits for the previous run "
+                                 "on its thread); `await RUN.wait_async()` waits for it")
+        return getattr(self._run, name)
+
+    def __repr__(self) -> str:
+        return repr(self._run) if self._run is not None else "QueuedRun(waiting for the previous run on its thread)"
 
 
 def _default_store() -> str:
