@@ -188,26 +188,39 @@ class RunAssistantMagics(Magics, Configurable):
 
     # -- the magics -----------------------------------------------------------------------------
     @magic_arguments()
-    @argument("-t", "--thread", help="Named thread, created on first use and kept in the store.")
+    @argument("-t", "--thread", metavar="NAME",
+              help="Named thread, created on first use and kept in the store (default: this notebook's thread).")
     @argument("--new-thread", action="store_true", help="Start the thread over (a new thread under that name).")
-    @argument("-a", "--assistant", help="A variable holding an assistant, or an assistant id.")
-    @argument("-m", "--model", help="Model id, e.g. openai:gpt-4.1-mini, ollama:llama3.2, scripted:demo.json.")
-    @argument("-i", "--instructions", help="Instructions for the assistant.")
-    @argument("--tools", help="Comma-separated notebook functions the assistant may call.")
-    @argument("--approve", nargs="?", const="*", default=None,
-              help="Ask before running these tools (comma-separated; all when no names are given).")
+    @argument("-a", "--assistant", metavar="NAME_OR_ID", help="A variable holding an assistant, or an assistant id.")
+    @argument("-m", "--model", metavar="ID",
+              help="Model id, e.g. openai:gpt-4.1-mini, ollama:llama3.2, scripted:PATH.json.")
+    @argument("-i", "--instructions", metavar="TEXT", help="Instructions for the assistant (quote them).")
+    @argument("--tools", metavar="F,G", help="Comma-separated notebook functions the assistant may call.")
+    @argument("--approve", nargs="?", const="*", default=None, metavar="F,G",
+              help="Ask before running these tools (one comma-separated word; all when no names are given).")
     @argument("--wait", action="store_true", default=None, help="Block until the run ends.")
     @argument("--background", dest="wait", action="store_false", help="Stream in the background (the default).")
-    @argument("-o", "--out", help="Store the run handle (a RunStream) in this variable.")
+    @argument("-o", "--out", metavar="NAME", help="Store the run handle (a RunStream) in this variable.")
     @argument("--poll", action="store_true", help="Poll instead of streaming.")
-    @argument("--temperature", type=float, help="Sampling temperature.")
-    @argument("--max-tokens", type=int, help="max_completion_tokens of the run.")
-    @argument("--base-url", help="A remote Assistants server for this run.")
+    @argument("--temperature", type=float, metavar="T", help="Sampling temperature.")
+    @argument("--max-tokens", type=int, metavar="N", help="max_completion_tokens of the run (at least 256).")
+    @argument("--base-url", metavar="URL", help="A remote Assistants server for this run.")
     @line_cell_magic
     def run_assistant(self, line: str, cell: str | None = None) -> Any:
-        """Start an assistant run on a thread: the cell body is the user message (line form:
-        ``%run_assistant [options] MESSAGE``). The reply streams into a live widget, and the
-        assistant's tool calls run the notebook functions named in --tools."""
+        """Start an assistant run on a thread: the cell body is the user message.
+
+        The reply streams into a live widget, and the assistant's tool calls run the notebook
+        functions named in --tools. Options are read as a shell reads them: quote values with
+        spaces (``-i "Answer in French."``).
+
+        Line form: ``%run_assistant [options] MESSAGE``. The options end at ``--`` or at the
+        first word that is neither an option nor an option's value; the rest of the line is the
+        message, verbatim (``--approve`` there takes its names as the next word: ``--approve
+        f,g``; ``--approve --`` approves all).
+
+        A run on a thread that is still busy with an earlier background run waits for it and
+        starts after it, in cell order (its widget says so); the cell returns at once.
+        """
         parser = self.run_assistant.parser
         try:
             if cell is None:
