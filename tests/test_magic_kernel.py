@@ -126,10 +126,11 @@ def test_sync_wait_on_a_background_run_raises_at_once_saying_to_await(kernel: Ke
     assert kernel.value("r.status") == "completed"
 
 
-def test_two_runs_stream_at_once_and_a_busy_thread_is_refused(kernel: Kernel) -> None:
+def test_two_runs_stream_at_once_and_a_busy_thread_refuses_a_blocking_run(kernel: Kernel) -> None:
     kernel.ok("%%run_assistant -t a -o ra\nfirst")
     kernel.ok("%%run_assistant -t b -o rb\nsecond")
-    content, _ = kernel.execute("%%run_assistant -t a\nthird")
+    # --wait would block the loop the busy thread's run needs (a background run would queue).
+    content, _ = kernel.execute("%%run_assistant -t a --wait\nthird")
     assert content["status"] == "error" and "already has a run going" in content["evalue"]
     kernel.ok("import asyncio; await asyncio.gather(ra.wait_async(), rb.wait_async())")
     assert kernel.value("[ra.status, rb.status, ra.thread_id != rb.thread_id]") == ["completed", "completed", True]
