@@ -170,7 +170,10 @@ class RunAssistantMagics(Magics, Configurable):
         for name in (n.strip() for n in spec.split(",")):
             if not name:
                 continue
-            fn = self.shell.user_ns.get(name)
+            head, *attrs = name.split(".")  # `shop.count`: a bound method is a tool too
+            fn = self.shell.user_ns.get(head)
+            for attr in attrs:
+                fn = None if attr.startswith("_") else getattr(fn, attr, None)
             if fn is None:
                 raise UsageError(f"--tools: no function named {name!r} in the notebook")
             if not callable(fn) or isinstance(fn, type) or name.startswith("_"):

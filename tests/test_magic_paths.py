@@ -17,8 +17,12 @@ from IPython.utils.capture import capture_output
 import jupyter_runs as jr
 from jupyter_runs._notebook import notebook_identity
 from jupyter_runs.magic import RunAssistantMagics, split_line
+from tests import test_magic
 from tests.fakes.chat_server import FakeChatServer, text_reply
-from tests.test_magic import cell, ip, magics, shell, shown, store_client  # noqa: F401  (fixtures)
+from tests.test_magic import cell, magics, shown, store_client
+
+# test_magic's fixtures (a module-scoped shell and the extension loaded on it), shared here.
+shell, ip = test_magic.shell, test_magic.ip
 
 PARSER = RunAssistantMagics.run_assistant.parser
 

@@ -135,7 +135,7 @@ def test_two_classic_notebooks_in_one_folder_get_their_own_threads(tmp_path: Pat
             kc.execute_interactive("%%run_assistant --wait -o r\nhello", timeout=60)
             out: list[str] = []
             kc.execute_interactive("print(__session__, r.thread_id)", timeout=60,
-                                   output_hook=lambda m: out.append(m["content"].get("text", "")))
+                                   output_hook=lambda m, out=out: out.append(m["content"].get("text", "")))
             session, thread_id = "".join(out).split()
             assert session.endswith(os.sep) and Path(session) == folder  # the folder, as nbclassic gives it
             ids.append(thread_id)
