@@ -17,6 +17,7 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -29,10 +30,14 @@ from traitlets.config import Configurable
 from ._secret import Secret, mask
 from .errors import RunError
 
-_NO_MODEL = """No model is configured for %%run_assistant. Pick one:
+#: A script shipped in the package, so the offline suggestion below works from any folder.
+DEMO_SCRIPT = Path(__file__).parent / "scripts" / "demo.json"
+
+_NO_MODEL = f"""No model is configured for %%run_assistant. Pick one:
   %config RunAssistantMagics.model = "openai:gpt-4.1-mini"   (with OPENAI_API_KEY set)
   %config RunAssistantMagics.model = "ollama:llama3.2"       (a local Ollama)
-  %%run_assistant -m scripted:examples/demo.json             (offline, deterministic)
+  %config RunAssistantMagics.model = "scripted:{DEMO_SCRIPT}"
+                                                             (offline: a canned demo reply)
 or set the environment variable JUPYTER_RUNS_MODEL before starting Jupyter."""
 
 _RUNS_USAGE = """Usage: %runs COMMAND
@@ -53,7 +58,7 @@ class RunAssistantMagics(Magics, Configurable):
     ``c.RunAssistantMagics.model = ...`` in ``ipython_config.py``)."""
 
     model = Unicode(
-        "", help="Default model id, e.g. openai:gpt-4.1-mini, ollama:llama3.2, scripted:demo.json "
+        "", help="Default model id, e.g. openai:gpt-4.1-mini, ollama:llama3.2, scripted:PATH.json "
         "(else $JUPYTER_RUNS_MODEL; else openai:gpt-4.1-mini when OPENAI_API_KEY is set)."
     ).tag(config=True)
     instructions = Unicode("", help="Default instructions for assistants the magic creates.").tag(config=True)

@@ -65,3 +65,4 @@ def test_seed_api_notebook(tmp_path: Path) -> None:
 def test_remote_server_notebook(tmp_path: Path) -> None:
     text = outputs(execute("remote_server.ipynb", tmp_path))
     assert "completed | It is **18 °C and sunny**" in text
+    assert "HTTP/1.1" not in text and "POST /v1" not in text  # no server access log in the notebook

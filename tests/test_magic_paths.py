@@ -190,3 +190,18 @@ def test_identity_in_vs_code_is_its_notebook_file() -> None:
 
 def test_identity_without_a_front_end_is_unknown() -> None:
     assert notebook_identity({}, {}, None) is None
+
+
+# -- 18: the no-model error's offline suggestion works as printed --------------------------------
+def test_the_no_model_error_suggests_an_offline_model_that_exists(ip: Any, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    monkeypatch.chdir(tmp_path)  # any folder: the suggestion must not depend on the repo's
+    with pytest.raises(UsageError) as info:
+        ip.run_cell_magic("run_assistant", "", "hello")
+    [line] = [x for x in str(info.value).splitlines() if "scripted:" in x]
+    model = re.search(r'"(scripted:[^"]+)"', line).group(1)
+    ip.run_line_magic("config", f'RunAssistantMagics.model = "{model}"')
+    run = cell(ip, "", "hello")
+    assert run.status == "completed" and "offline demo model" in run.event_data["messages"][-1].text
