@@ -308,6 +308,8 @@ def _is_async_callable(fn: Any) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(vars(type(fn)).get("__call__"))
 
 
+_STEP_ENDS = ("completed", "failed", "cancelled", "expired")
+
 _HANDLERS = ("on_event", "on_message_delta", "on_message", "on_run_step_delta", "on_run_step", "on_tool_call")
 
 
@@ -413,17 +415,30 @@ class RunStream(Run):
         the outputs would be refused ("Runs in status cancelled do not accept tool outputs")."""
         return self.data.get("status") in ("cancelling", "cancelled")
 
-    async def _follow_cancel(self) -> None:
-        """Poll a cancelled run to its end state (``cancelling`` -> ``cancelled``), bounded."""
+    async def _follow_cancel(self) -> list[dict[str, Any]]:
+        """Poll a cancelled run to its end state (``cancelling`` -> ``cancelled``), bounded;
+        return its steps as stored then (the tool-call step ended with the run)."""
         for _ in range(600):
             if self.data.get("status") in TERMINAL_STATUSES:
-                return
+                break
             await asyncio.sleep(0.1)
             self._set(await self._client.runs._call("retrieve_run", self._params()))
+        try:
+            return [dict(s) for s in await self.list_steps_async(order="asc")]
+        except Exception:  # the end state matters more than the steps' last word
+            return []
 
-    def _report_end(self, handlers: Mapping[str, Callback | None]) -> None:
-        """The run's end state, reported like a streamed end event (the stream itself had
-        closed at ``requires_action``)."""
+    def _report_end(self, records: list[ToolCallRecord], steps: list[dict[str, Any]],
+                    handlers: Mapping[str, Callback | None]) -> None:
+        """What happened after the stream closed at ``requires_action``, reported like streamed
+        events: the tool records, the steps that ended with the run, the run's end state."""
+        if handlers.get("on_tool_call"):
+            for record in records:
+                handlers["on_tool_call"](record)
+        for step in steps:
+            known = self.state.steps.get(step.get("id"), {})
+            if step.get("status") in _STEP_ENDS and known.get("status") != step.get("status"):
+                self._handle(Event(f"thread.run.step.{step['status']}", step), handlers)
         status = self.data.get("status")
         if status in TERMINAL_STATUSES:
             self._handle(Event(f"thread.run.{status}", dict(self.data)), handlers)
@@ -477,8 +492,7 @@ class RunStream(Run):
                 if self.data.get("status") == "requires_action":
                     records = await runner.run_async(self.data, self._pending_calls())
                     if self._stopped_meanwhile():
-                        await self._follow_cancel()
-                        self._report_end(handlers)
+                        self._report_end(records, await self._follow_cancel(), handlers)
                         await self._drain()
                         break
                     self._continuation(records, handlers)
@@ -520,8 +534,7 @@ class RunStream(Run):
                 if self.data.get("status") == "requires_action":
                     records = runner.run_sync(self.data, self._pending_calls())
                     if self._stopped_meanwhile():
-                        _portal.call(self._follow_cancel)
-                        self._report_end(handlers)
+                        self._report_end(records, _portal.call(self._follow_cancel), handlers)
                         break
                     self._continuation(records, handlers)
         except BaseException as exc:
