@@ -205,3 +205,13 @@ def test_the_no_model_error_suggests_an_offline_model_that_exists(ip: Any, tmp_p
     ip.run_line_magic("config", f'RunAssistantMagics.model = "{model}"')
     run = cell(ip, "", "hello")
     assert run.status == "completed" and "offline demo model" in run.event_data["messages"][-1].text
+
+
+def test_in_vs_code_the_default_thread_is_named_after_the_notebook_file(ip: Any, script: Callable[..., str]) -> None:
+    magics(ip).default_thread = ""
+    ip.user_ns["__vsc_ipynb_file__"] = "/home/me/proj/analysis.ipynb"
+    try:
+        run = cell(ip, f"-m {script([{'text': 'ok'}])}", "hi")
+        assert thread_name(store_client(ip), run.thread_id) == "notebook:/home/me/proj/analysis.ipynb"
+    finally:
+        ip.user_ns.pop("__vsc_ipynb_file__")

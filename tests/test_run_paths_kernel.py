@@ -40,7 +40,7 @@ def test_stop_with_an_approval_pending_cancels_and_ends_the_task(tmp_path: Path)
         assert k.value("w.approvals[0]['status']") == "cancelled"
         assert k.value("w.run['status']") == "cancelled"
         content, _ = k.execute("await r.wait_async()")
-        assert content["status"] == "error" and content["ename"] == "RunError"  # ends, never hangs
+        assert content["status"] == "error" and content["ename"] == "RunError", content  # ends, never hangs
         # Approving afterwards does nothing: the card is settled, no tool output is submitted.
         k.ok("w._answer(w.approvals[0]['id'], True, None, None)")
         assert k.value("r.retrieve().status") == "cancelled"
