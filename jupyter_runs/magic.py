@@ -637,9 +637,7 @@ class QueuedRun:
 
     @property
     def done(self) -> bool:
-        if self._run is not None:
-            return bool(self._run.done) if hasattr(self._run, "done") else False
-        return self._started.done()
+        return _finished(self._run) if self._run is not None else self._started.done()
 
     async def wait_async(self, *args: Any, **kwargs: Any) -> Any:
         run = await asyncio.shield(self._started)

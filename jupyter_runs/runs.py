@@ -434,7 +434,7 @@ class RunStream(Run):
         events: the tool records, the steps that ended with the run, the run's end state."""
         if handlers.get("on_tool_call"):
             for record in records:
-                handlers["on_tool_call"](record)
+                self._call(handlers["on_tool_call"], record)
         for step in steps:
             known = self.state.steps.get(step.get("id"), {})
             if step.get("status") in _STEP_ENDS and known.get("status") != step.get("status"):
@@ -446,7 +446,7 @@ class RunStream(Run):
     def _continuation(self, records: list[ToolCallRecord], handlers: Mapping[str, Callback | None]) -> None:
         if handlers.get("on_tool_call"):
             for record in records:
-                handlers["on_tool_call"](record)
+                self._call(handlers["on_tool_call"], record)
         params, backend = self._params(), self._client.backend
         body = {"tool_outputs": [r.to_output() for r in records], "stream": True}
         self._opener = lambda: backend.stream("submit_tool_outputs", params, body=body)
@@ -496,6 +496,7 @@ class RunStream(Run):
                         await self._drain()
                         break
                     self._continuation(records, handlers)
+                    await self._drain()
         except BaseException as exc:
             await self._cancel_quietly()
             finished.set_exception(exc)

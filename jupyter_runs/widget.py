@@ -216,9 +216,10 @@ class RunWidget(anywidget.AnyWidget):
         self._fold.run = run
         self._publish()
 
-    def set_waiting(self, reason: str = "Waiting for the previous run on this thread") -> None:
-        """Show that this run has not started yet because another run on its thread is going."""
-        self._set_local_status({"status": "waiting", "last_error": None, "note": reason})
+    def set_waiting(self) -> None:
+        """Show that this run has not started yet because another run on its thread is going
+        (the front end labels status ``waiting`` "Waiting for the previous run")."""
+        self._set_local_status({"status": "waiting", "last_error": None})
 
     def set_cancelled_before_start(self) -> None:
         """Stop was clicked while the run was still waiting: it never started."""
