@@ -140,9 +140,35 @@ def routing() -> Iterator[None]:
 
 @contextmanager
 def capture(sink: Sink) -> Iterator[Sink]:
-    """Send this context's prints and displays to ``sink`` (use inside ``routing()``)."""
+    """Send this context's prints and displays to ``sink`` (use inside ``routing()``), and the
+    matplotlib figures it drew but neither showed nor returned."""
+    before = _open_figures()
     token = _current.set(sink)
     try:
         yield sink
     finally:
         _current.reset(token)
+        _take_new_figures(sink, before)
+
+
+def _open_figures() -> set[int]:
+    pyplot = sys.modules.get("matplotlib.pyplot")  # never imported here: no plot, no matplotlib
+    return set(pyplot.get_fignums()) if pyplot is not None else set()
+
+
+def _take_new_figures(sink: Sink, before: set[int]) -> None:
+    """A figure a tool drew (``plt.plot(...)``) and left open would be shown by the inline
+    backend under whichever cell finishes next; it belongs on the tool's step instead."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is None:
+        return
+    from ._encode import _show_figure
+
+    for number in sorted(set(pyplot.get_fignums()) - before):
+        try:
+            _text, bundles = _show_figure(pyplot.figure(number))  # renders, then closes it
+        except Exception as exc:  # a broken figure must not lose the call's outputs
+            sink.stderr.write(f"[figure {number} could not be rendered: {type(exc).__name__}: {exc}]\n")
+            pyplot.close(number)
+            continue
+        sink.displays.extend(bundles)

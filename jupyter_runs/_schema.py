@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import inspect
 import re
 import types
@@ -344,8 +345,24 @@ class ToolSpec:
         return {"type": "function", "function": function}
 
 
+def _underlying(fn: Any) -> Any:
+    """The function a ``functools.partial`` (or a partial of one) calls: its name, docstring and
+    type hints are the tool's; the partial's own are those of the ``partial`` class."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return fn
+
+
+def callable_name(fn: Any) -> str:
+    """A callable's tool name: a function's or method's ``__name__``, a partial's function's,
+    else its type's (a callable object)."""
+    target = _underlying(fn)
+    return getattr(target, "__name__", None) or type(target).__name__
+
+
 def _hints(fn: Callable[..., Any], name: str) -> dict[str, Any]:
     """Resolved type hints; an unresolvable string annotation is reported with its parameter."""
+    fn = _underlying(fn)
     try:
         return typing.get_type_hints(fn, include_extras=True)
     except Exception:
@@ -375,7 +392,7 @@ def build_spec(
     fn: Callable[..., Any], *, name: str | None = None, description: str | None = None, strict: bool = False
 ) -> ToolSpec:
     """The ToolSpec of ``fn``; refuses signatures a model could not call (``*args``, positional-only)."""
-    name = name or getattr(fn, "__name__", None) or type(fn).__name__
+    name = name or callable_name(fn)
     if not _NAME.match(name):
         raise ToolError(f"tool name {name!r} must be 1-64 letters, digits, '_' or '-'")
     try:
@@ -383,7 +400,7 @@ def build_spec(
     except (TypeError, ValueError) as exc:
         raise ToolError(f"tool {name!r}: can't read its signature ({exc})") from None
     hints = _hints(fn, name)
-    doc, param_docs = parse_docstring(inspect.getdoc(fn))
+    doc, param_docs = parse_docstring(inspect.getdoc(_underlying(fn)))
     props: dict[str, dict[str, Any]] = {}
     required: list[str] = []
     used: dict[str, Any] = {}

@@ -9,37 +9,53 @@ kernel's main thread (the loop's thread) between cells.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import Markdown, display
 from traitlets import Bool, Dict, Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
+from ._secret import Secret, mask
 from .errors import RunError
 
-_NO_MODEL = """No model is configured for %%run_assistant. Pick one:
+#: A script shipped in the package, so the offline suggestion below works from any folder.
+DEMO_SCRIPT = Path(__file__).parent / "scripts" / "demo.json"
+
+_NO_MODEL = f"""No model is configured for %%run_assistant. Pick one:
   %config RunAssistantMagics.model = "openai:gpt-4.1-mini"   (with OPENAI_API_KEY set)
   %config RunAssistantMagics.model = "ollama:llama3.2"       (a local Ollama)
-  %%run_assistant -m scripted:examples/demo.json             (offline, deterministic)
+  %config RunAssistantMagics.model = "scripted:{DEMO_SCRIPT}"
+                                                             (offline: a canned demo reply)
 or set the environment variable JUPYTER_RUNS_MODEL before starting Jupyter."""
+
+_RUNS_USAGE = """Usage: %runs COMMAND
+  %runs threads         list the stored threads (name, id, last activity, messages)
+  %runs show [THREAD]   replay a thread's runs from the store (a name or a thread id;
+                        default: the thread %%run_assistant uses without -t)
+  %runs config          the effective settings, keys masked
+  %runs export THREAD [--format md|html|json] [-o FILE]
+                        write the conversation (with tool calls) to a file, or print it
+  %runs import FILE [NAME]  read a JSON export back into a new thread
+  %runs fork THREAD NEW copy a thread (runs and tool calls included) to branch off
+  %runs delete THREAD   delete a thread
+  %runs help            this text"""
 
 _NAME_KEY = "jupyter_runs_name"
 _ASSISTANT_KEY = "jupyter_runs_key"
 _PROMPT_KEY = "jupyter_runs_prompt"
 _CELL_KEY = "jupyter_runs_cell"
-
-
-def _mask(value: str) -> str:
-    return "" if not value else "****" + value[-4:] if len(value) > 12 else "****"
 
 
 @magics_class
@@ -48,7 +64,7 @@ class RunAssistantMagics(Magics, Configurable):
     ``c.RunAssistantMagics.model = ...`` in ``ipython_config.py``)."""
 
     model = Unicode(
-        "", help="Default model id, e.g. openai:gpt-4.1-mini, ollama:llama3.2, scripted:demo.json "
+        "", help="Default model id, e.g. openai:gpt-4.1-mini, ollama:llama3.2, scripted:PATH.json "
         "(else $JUPYTER_RUNS_MODEL; else openai:gpt-4.1-mini when OPENAI_API_KEY is set)."
     ).tag(config=True)
     instructions = Unicode("", help="Default instructions for assistants the magic creates.").tag(config=True)
@@ -57,7 +73,7 @@ class RunAssistantMagics(Magics, Configurable):
         "the Jupyter data dir); ':memory:' keeps nothing."
     ).tag(config=True)
     base_url = Unicode("", help="A remote Assistants server (http://host:port/v1) instead of the embedded engine.").tag(config=True)
-    api_key = Unicode("", help="Bearer key for base_url (else $JUPYTER_RUNS_API_KEY). Never shown.").tag(config=True)
+    api_key = Secret("", help="Bearer key for base_url (else $JUPYTER_RUNS_API_KEY). Never shown.").tag(config=True)
     model_base_url = Unicode("", help="base_url for compat: models (vLLM, llama.cpp, LM Studio...).").tag(config=True)
     default_thread = Unicode(
         "", help="Thread used when -t is not given; empty: one thread per notebook file."
@@ -108,7 +124,7 @@ class RunAssistantMagics(Magics, Configurable):
         if shell is not None:
             self.config = shell.config
             self.update_config(shell.config)
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: dict[tuple[str, ...], Any] = {}
         self._threads: dict[tuple[Any, str], str] = {}
         self._assistants: dict[tuple[Any, str], str] = {}
         self._active: dict[str, Any] = {}  # thread id -> RunStream / Run still going
@@ -116,6 +132,7 @@ class RunAssistantMagics(Magics, Configurable):
         self._cell_id: str | None = None  # the cell id of the execute request now running
         if shell is not None:
             shell.events.register("pre_run_cell", self._on_pre_run_cell)
+        self._tails: dict[tuple[Any, str], asyncio.Task[Any]] = {}  # (client, thread name) -> its last run
 
     # -- settings -------------------------------------------------------------------------------
     def _model(self, args: Any) -> str:
@@ -127,15 +144,23 @@ class RunAssistantMagics(Magics, Configurable):
         return model
 
     def _client(self, base_url: str | None) -> Any:
+        """The client for the current settings. Keyed by every setting it is built from, so a
+        changed ``base_url``, ``api_key``, ``store`` or ``model_base_url`` takes effect on the
+        next run (each key's client keeps its own cache of thread and assistant ids)."""
         from .client import AsyncClient
 
         base_url = base_url or self.base_url or None
         store = self.store or os.environ.get("JUPYTER_RUNS_STORE") or None
-        key = ("remote", base_url) if base_url else ("local", store or "")
+        if base_url:
+            api_key = self.api_key or os.environ.get("JUPYTER_RUNS_API_KEY") or None
+            # The key itself is never kept in a dict key that a repr could show: its digest is.
+            digest = hashlib.sha256(str.__str__(api_key).encode()).hexdigest() if api_key else ""
+            key: tuple[str, ...] = ("remote", base_url, digest)
+        else:
+            key = ("local", store or "", self.model_base_url)
         if key not in self._clients:
             if base_url:
-                api_key = self.api_key or os.environ.get("JUPYTER_RUNS_API_KEY") or None
-                self._clients[key] = AsyncClient(base_url, api_key)
+                self._clients[key] = AsyncClient(base_url, str.__str__(api_key) if api_key else None)
             else:
                 config: dict[str, Any] = {"base_url": self.model_base_url} if self.model_base_url else {}
                 if self.context_budget > 0:
@@ -147,10 +172,11 @@ class RunAssistantMagics(Magics, Configurable):
     def _default_thread_name(self) -> str:
         if self.default_thread:
             return self.default_thread
-        ns = self.shell.user_ns
-        path = ns.get("__vsc_ipynb_file__") or ns.get("__session__")
-        if isinstance(path, str) and path:
-            return f"notebook:{path}"
+        from ._notebook import connection_file, notebook_identity
+
+        identity = notebook_identity(self.shell.user_ns, os.environ, connection_file())
+        if identity is not None:
+            return identity
         # No notebook path (a console, nbclient): one thread for this kernel session.
         return f"session:{id(self.shell):x}:{os.getpid()}"
 
@@ -244,7 +270,10 @@ class RunAssistantMagics(Magics, Configurable):
         for name in (n.strip() for n in spec.split(",")):
             if not name:
                 continue
-            fn = self.shell.user_ns.get(name)
+            head, *attrs = name.split(".")  # `shop.count`: a bound method is a tool too
+            fn = self.shell.user_ns.get(head)
+            for attr in attrs:
+                fn = None if attr.startswith("_") else getattr(fn, attr, None)
             if fn is None:
                 raise UsageError(f"--tools: no function named {name!r} in the notebook")
             if not callable(fn) or isinstance(fn, type) or name.startswith("_"):
@@ -274,21 +303,20 @@ class RunAssistantMagics(Magics, Configurable):
 
     # -- the magics -----------------------------------------------------------------------------
     @magic_arguments()
-    @argument("-t", "--thread", help="Named thread, created on first use and kept in the store.")
+    @argument("-t", "--thread", metavar="NAME",
+              help="Named thread, created on first use and kept in the store (default: this notebook's thread).")
     @argument("--new-thread", action="store_true", help="Start the thread over (a new thread under that name).")
-    @argument("-a", "--assistant", help="A variable holding an assistant, or an assistant id.")
-    @argument("-m", "--model", help="Model id, e.g. openai:gpt-4.1-mini, ollama:llama3.2, scripted:demo.json.")
-    @argument("-i", "--instructions", help="Instructions for the assistant.")
-    @argument("--tools", help="Comma-separated notebook functions the assistant may call.")
-    @argument("--approve", nargs="?", const="*", default=None,
-              help="Ask before running these tools (comma-separated; all when no names are given).")
+    @argument("-a", "--assistant", metavar="NAME_OR_ID", help="A variable holding an assistant, or an assistant id.")
+    @argument("-m", "--model", metavar="ID",
+              help="Model id, e.g. openai:gpt-4.1-mini, ollama:llama3.2, scripted:PATH.json.")
+    @argument("-i", "--instructions", metavar="TEXT", help="Instructions for the assistant (quote them).")
+    @argument("--tools", metavar="F,G", help="Comma-separated notebook functions the assistant may call.")
+    @argument("--approve", nargs="?", const="*", default=None, metavar="F,G",
+              help="Ask before running these tools (one comma-separated word; all when no names are given).")
     @argument("--wait", action="store_true", default=None, help="Block until the run ends.")
     @argument("--background", dest="wait", action="store_false", help="Stream in the background (the default).")
-    @argument("-o", "--out", help="Store the run handle (a RunStream) in this variable.")
+    @argument("-o", "--out", metavar="NAME", help="Store the run handle (a RunStream) in this variable.")
     @argument("--poll", action="store_true", help="Poll instead of streaming.")
-    @argument("--temperature", type=float, help="Sampling temperature.")
-    @argument("--max-tokens", type=int, help="max_completion_tokens of the run.")
-    @argument("--base-url", help="A remote Assistants server for this run.")
     @argument("--context", metavar="NAMES",
               help="Attach descriptions of these notebook objects to the message (comma-separated): "
               "variables (a DataFrame as shape, dtypes, head/tail rows and a summary), 'error' (the "
@@ -298,17 +326,32 @@ class RunAssistantMagics(Magics, Configurable):
               "describe_variable(name), read_cells(last), last_error().")
     @argument("--cassette", help="Record/replay model calls in this file (see cassette_mode).")
     @argument("--cassette-mode", help="off | record | replay | auto for this run.")
+    @argument("--temperature", type=float, metavar="T", help="Sampling temperature.")
+    @argument("--max-tokens", type=int, metavar="N", help="max_completion_tokens of the run (at least 256).")
+    @argument("--base-url", metavar="URL", help="A remote Assistants server for this run.")
     @line_cell_magic
     def run_assistant(self, line: str, cell: str | None = None) -> Any:
-        """Start an assistant run on a thread: the cell body is the user message (line form:
-        ``%run_assistant [options] MESSAGE``). The reply streams into a live widget, and the
-        assistant's tool calls run the notebook functions named in --tools."""
-        if cell is None:
-            line, message = _split_line(line)
-        else:
-            message = cell
+        """Start an assistant run on a thread: the cell body is the user message.
+
+        The reply streams into a live widget, and the assistant's tool calls run the notebook
+        functions named in --tools. Options are read as a shell reads them: quote values with
+        spaces (``-i "Answer in French."``).
+
+        Line form: ``%run_assistant [options] MESSAGE``. The options end at ``--`` or at the
+        first word that is neither an option nor an option's value; the rest of the line is the
+        message, verbatim (``--approve`` there takes its names as the next word: ``--approve
+        f,g``; ``--approve --`` approves all).
+
+        A run on a thread that is still busy with an earlier background run waits for it and
+        starts after it, in cell order (its widget says so); the cell returns at once.
+        """
+        parser = self.run_assistant.parser
         try:
-            args = parse_argstring(self.run_assistant, line)
+            if cell is None:
+                argv, message = split_line(line, parser)
+            else:
+                argv, message = shlex.split(line), cell
+            args = parser.parse_args(argv)
         except UsageError:
             raise
         except (SystemExit, ValueError) as exc:  # argparse exits; shlex rejects open quotes
@@ -385,6 +428,19 @@ class RunAssistantMagics(Magics, Configurable):
 
         from . import _portal
 
+        # Runs on one thread go one at a time, in cell order (Run All): a run whose thread is
+        # still busy with an earlier background run waits for it, as a task, so the cell
+        # returns and the kernel stays free.
+        queue_key = (id(client), thread_name)
+        previous = None if args.new_thread else self._tails.get(queue_key)
+        if previous is not None and not previous.done():
+            if wait:
+                raise UsageError(
+                    f"thread {thread_name!r} already has a run going in the background; --wait would "
+                    "block the kernel that run needs. Wait for it (`await RUN.wait_async()` or "
+                    "`await jr.wait_all()`), drop --wait to queue this run after it, or use -t NAME.")
+            return self._queue(previous, queue_key, prepare, widget, runner, args, loop)
+
         try:
             thread_id, run = _portal.call(prepare)
         except UsageError:
@@ -401,19 +457,75 @@ class RunAssistantMagics(Magics, Configurable):
             finally:
                 self._active.pop(thread_id, None)
             return None
-        if args.poll:
+        task = self._launch(thread_id, run, widget, runner, args.poll, loop)
+        self._tails[queue_key] = task
+        return None
+
+    def _launch(self, thread_id: str, run: Any, widget: Any, runner: Any, poll: bool,
+                loop: asyncio.AbstractEventLoop) -> asyncio.Task[Any]:
+        """Drive a created run into its widget as a background task (kept in ``_tasks``)."""
+        if poll:
             widget.on_stop(run.cancel_async)
             task = loop.create_task(self._poll_async(run, widget, runner))
         else:
             task = widget.drive(run, env=self.shell.user_ns, runner=runner)
-        self._tasks.add(task)
+        self._keep(task)
 
         def done(t: asyncio.Task[Any]) -> None:
-            self._tasks.discard(t)
             if self._active.get(thread_id) is run:
                 self._active.pop(thread_id, None)
 
         task.add_done_callback(done)
+        return task
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _queue(self, previous: asyncio.Task[Any], queue_key: tuple[Any, str], prepare: Callable[[], Any],
+               widget: Any, runner: Any, args: Any, loop: asyncio.AbstractEventLoop) -> None:
+        """Start this run once ``previous`` (the thread's last run) has ended. Its widget says
+        it is waiting; Stop meanwhile drops it before anything is posted to the thread."""
+        handle = QueuedRun(loop)
+        started = False
+
+        async def start_when_free() -> None:
+            nonlocal started
+            await asyncio.wait({previous})
+            try:
+                thread_id, run = await prepare()
+            except Exception as exc:
+                text = str(exc) if isinstance(exc, UsageError) else f"{type(exc).__name__}: {exc}"
+                widget.fail(f"could not start the run: {text}")
+                widget.finish()
+                handle._set_error(exc)
+                return
+            started = True
+            handle._set_run(run)
+            if args.out and self.shell.user_ns.get(args.out) is handle:
+                self.shell.user_ns[args.out] = run
+            await asyncio.wait({self._launch(thread_id, run, widget, runner, args.poll, loop)})
+
+        task = loop.create_task(start_when_free())
+
+        def stop_waiting() -> None:
+            if not started and not task.done():
+                task.cancel()
+
+        def dropped(t: asyncio.Task[Any]) -> None:
+            if t.cancelled():
+                widget.set_cancelled_before_start()
+                widget.finish()
+                handle._set_error(RunError("the run was stopped before it started", status="cancelled"))
+
+        task.add_done_callback(dropped)
+        self._keep(task)
+        self._tails[queue_key] = task
+        widget.on_stop(stop_waiting)
+        widget.set_waiting()
+        if args.out:
+            self.shell.user_ns[args.out] = handle
+        widget.show()
         return None
 
     def _resolve_assistant(self, ref: str) -> str:
@@ -467,21 +579,26 @@ class RunAssistantMagics(Magics, Configurable):
 
     @line_magic
     def runs(self, line: str) -> Any:
-        """%runs threads | %runs show THREAD | %runs config"""
+        """%runs threads | %runs show [THREAD] | %runs config | %runs help
+
+        threads   the stored threads: name, id, last activity, message count
+        show      replay a thread's past runs from the store (default: this notebook's thread)
+        config    the effective settings, keys masked
+        help      this text
+        """
         cmd, _, rest = line.strip().partition(" ")
+        if cmd in ("", "help", "-h", "--help"):
+            print(_RUNS_USAGE)
+            return None
         if cmd == "threads":
             return self._runs_threads()
         if cmd == "show":
-            if not rest.strip():
-                raise UsageError("%runs show THREAD (a thread name or id)")
-            return self._runs_show(rest.strip())
+            return self._runs_show(rest.strip() or self._default_thread_name())
         if cmd == "config":
             return self._runs_config()
         if cmd in ("export", "delete", "fork", "import"):
             return self._runs_lifecycle(cmd, rest)
-        raise UsageError("%runs threads | %runs show THREAD | %runs config | "
-                         "%runs export THREAD [--format md|html|json] [-o FILE] | "
-                         "%runs delete THREAD | %runs fork THREAD NEW | %runs import FILE [NAME]")
+        raise UsageError(f"%runs: unknown command {cmd!r}\n{_RUNS_USAGE}")
 
     def _runs_lifecycle(self, cmd: str, rest: str) -> Any:
         """``%runs export|delete|fork|import``: a thread as a file, gone, copied or read back."""
@@ -638,8 +755,8 @@ class RunAssistantMagics(Magics, Configurable):
             ("instructions", self.instructions or "—"),
             ("backend", self.base_url or "embedded engine"),
             ("store", self.store or os.environ.get("JUPYTER_RUNS_STORE") or _default_store()),
-            ("api_key", _mask(self.api_key or os.environ.get("JUPYTER_RUNS_API_KEY", "")) or "not set"),
-            ("OPENAI_API_KEY", _mask(os.environ.get("OPENAI_API_KEY", "")) or "not set"),
+            ("api_key", mask(self.api_key or os.environ.get("JUPYTER_RUNS_API_KEY", "")) or "not set"),
+            ("OPENAI_API_KEY", mask(os.environ.get("OPENAI_API_KEY", "")) or "not set"),
             ("OPENAI_BASE_URL", os.environ.get("OPENAI_BASE_URL", "") or "default"),
             ("model_base_url", self.model_base_url or "—"),
             ("default thread", self._default_thread_name()),
@@ -652,29 +769,97 @@ class RunAssistantMagics(Magics, Configurable):
         return None
 
 
-# Options of the line form that take a value (the message follows the options).
-_VALUED = {"-t", "--thread", "-a", "--assistant", "-m", "--model", "-i", "--instructions", "--tools",
-           "-o", "--out", "--temperature", "--max-tokens", "--base-url", "--context",
-           "--cassette", "--cassette-mode"}
+def _takes_value(parser: argparse.ArgumentParser, token: str) -> bool:
+    """Whether ``token`` is an option whose value is the next word (``--opt=value`` and ``-tNAME``
+    carry theirs). In the line form ``--approve`` takes its names as the next word too, unless an
+    option or ``--`` follows: a word after it is never mistaken for the start of the message."""
+    action = parser._option_string_actions.get(token)
+    return action is not None and action.nargs != 0
 
 
-def _split_line(line: str) -> tuple[str, str]:
-    """Split ``%run_assistant`` 's line into options and the message (kept verbatim, so quotes
-    and apostrophes in it need no escaping). ``--`` ends the options explicitly."""
-    options: list[str] = []
-    rest = line.strip()
-    while rest.startswith("-"):
-        token, _, after = rest.partition(" ")
-        if token == "--":
-            rest = after.strip()
-            break
-        options.append(token)
-        rest = after.lstrip()
-        if token in _VALUED and rest:
-            value, _, after = rest.partition(" ")
-            options.append(value)
-            rest = after.lstrip()
-    return " ".join(options), rest
+def split_line(line: str, parser: argparse.ArgumentParser) -> tuple[list[str], str]:
+    """Split ``%run_assistant`` 's line into option words and the message.
+
+    Options are read as a shell would (``shlex``: quotes group and are removed) up to ``--`` or
+    the first word that is neither an option nor an option's value; from there on the line is the
+    message, verbatim, so quotes and apostrophes in it need no escaping.
+    """
+    argv: list[str] = []
+    pos, expect_value = 0, False
+    while True:
+        while pos < len(line) and line[pos].isspace():
+            pos += 1
+        if pos >= len(line):
+            return argv, ""
+        is_option = line[pos] == "-" and not _is_number(line, pos)
+        if not is_option and not expect_value:
+            return argv, line[pos:].strip()
+        if expect_value and is_option and argv and argv[-1] == "--approve":
+            expect_value = False  # `--approve -t x`: approve every tool
+            continue
+        lex = shlex.shlex(line[pos:], posix=True, punctuation_chars=False)
+        lex.whitespace_split, lex.commenters = True, ""
+        token = lex.get_token()
+        # shlex reads one character past the token (the separating space); no further.
+        consumed = lex.instream.tell()
+        pos += consumed
+        if token is None:
+            return argv, ""
+        if not expect_value and token == "--":
+            return argv, line[pos:].strip()
+        argv.append(token)
+        expect_value = not expect_value and _takes_value(parser, token)
+
+
+def _is_number(line: str, pos: int) -> bool:
+    """``-0.5`` after ``--temperature`` is a value, not an option."""
+    word = line[pos:].split(None, 1)[0]
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
+
+
+class QueuedRun:
+    """The ``-o`` handle of a run that waits for the previous run on its thread.
+
+    ``await handle.wait_async()`` waits for it to start and then to end; once started, the
+    variable is rebound to the run itself and every run attribute reads through.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._run: Any = None
+        self._started: asyncio.Future[Any] = loop.create_future()
+
+    def _set_run(self, run: Any) -> None:
+        self._run = run
+        if not self._started.done():
+            self._started.set_result(run)
+
+    def _set_error(self, exc: BaseException) -> None:
+        if not self._started.done():
+            self._started.set_exception(exc)
+            self._started.exception()  # retrieved: nobody may ever await this handle
+
+    @property
+    def done(self) -> bool:
+        return _finished(self._run) if self._run is not None else self._started.done()
+
+    async def wait_async(self, *args: Any, **kwargs: Any) -> Any:
+        run = await asyncio.shield(self._started)
+        return await run.wait_async(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._run is None:
+            raise AttributeError(f"{name!r}: this run has not started yet (it waits for the previous run "
+                                 "on its thread); `await RUN.wait_async()` waits for it")
+        return getattr(self._run, name)
+
+    def __repr__(self) -> str:
+        return repr(self._run) if self._run is not None else "QueuedRun(waiting for the previous run on its thread)"
 
 
 def _default_store() -> str:

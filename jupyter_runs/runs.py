@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
+import inspect
 import sys
 import threading
 import time
@@ -292,6 +294,22 @@ class Run:
                 pass
 
 
+_ASYNC_CALLBACK = ("callback {name} is async, but until_done() calls callbacks synchronously and "
+                   "would never await it; use `await stream.stream_async(...)`, or a plain function")
+
+
+def _callable_name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+def _is_async_callable(fn: Any) -> bool:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(vars(type(fn)).get("__call__"))
+
+
+_STEP_ENDS = ("completed", "failed", "cancelled", "expired")
+
 _HANDLERS = ("on_event", "on_message_delta", "on_message", "on_run_step_delta", "on_run_step", "on_tool_call")
 
 
@@ -317,6 +335,7 @@ class RunStream(Run):
         self._finished: concurrent.futures.Future[RunObject] | None = None
         self._driver_thread: threading.Thread | None = None
         self._driver_is_async = False
+        self._awaiting: list[Any] = []  # results of async callbacks, awaited before the next event
 
     @property
     def data(self) -> RunObject:
@@ -326,7 +345,10 @@ class RunStream(Run):
         return run if isinstance(run, RunObject) else RunObject(run)
 
     def _set(self, data: Mapping[str, Any]) -> None:
-        if (self.state.run or {}).get("status") not in TERMINAL_STATUSES:  # a late cancel reply must not undo the stream's end
+        # A late cancel reply ("cancelling") must not undo the stream's end; a fresher object of
+        # an ended run (retrieve, modify) replaces the stream's snapshot.
+        ended = (self.state.run or {}).get("status") in TERMINAL_STATUSES
+        if not ended or data.get("status") in TERMINAL_STATUSES:
             self.state.run = dict(data)
 
     @property
@@ -351,26 +373,80 @@ class RunStream(Run):
             raise StreamError(f"error event: {err.get('message', data)}", code=err.get("code"), event=name, data=data)
         touched = fold(self.state, name, data)
         if handlers.get("on_event"):
-            handlers["on_event"](event)
+            self._call(handlers["on_event"], event)
         if touched is None:
             return
         if name == "thread.message.delta":
             if handlers.get("on_message_delta"):
-                handlers["on_message_delta"](wrap(data))
+                self._call(handlers["on_message_delta"], wrap(data))
         elif name == "thread.run.step.delta":
             if handlers.get("on_run_step_delta"):
-                handlers["on_run_step_delta"](wrap(data))
+                self._call(handlers["on_run_step_delta"], wrap(data))
         elif name.startswith("thread.message."):
             if handlers.get("on_message"):
-                handlers["on_message"](wrap(touched))
+                self._call(handlers["on_message"], wrap(touched))
         elif name.startswith("thread.run.step."):
             if handlers.get("on_run_step"):
-                handlers["on_run_step"](wrap(touched))
+                self._call(handlers["on_run_step"], wrap(touched))
+
+    def _call(self, handler: Callback, arg: Any) -> None:
+        """Call a callback; an ``async def`` one is awaited by ``stream_async`` (in event order,
+        before the next event), and refused by the sync drivers, which have no loop to run it."""
+        result = handler(arg)
+        if inspect.isawaitable(result):
+            if self._driver_is_async:
+                self._awaiting.append(result)
+                return
+            if inspect.iscoroutine(result):
+                result.close()  # never awaited: say so here rather than in a RuntimeWarning
+            raise TypeError(_ASYNC_CALLBACK.format(name=_callable_name(handler)))
+
+    async def _drain(self) -> None:
+        while self._awaiting:
+            await self._awaiting.pop(0)
+
+    def _refuse_async_callbacks(self, handlers: Mapping[str, Callback | None]) -> None:
+        for key, handler in handlers.items():
+            if handler is not None and _is_async_callable(handler):
+                raise TypeError(_ASYNC_CALLBACK.format(name=f"{key}={_callable_name(handler)}"))
+
+    def _stopped_meanwhile(self) -> bool:
+        """Cancelled (e.g. Stop) while its tool calls ran or waited for approval: submitting
+        the outputs would be refused ("Runs in status cancelled do not accept tool outputs")."""
+        return self.data.get("status") in ("cancelling", "cancelled")
+
+    async def _follow_cancel(self) -> list[dict[str, Any]]:
+        """Poll a cancelled run to its end state (``cancelling`` -> ``cancelled``), bounded;
+        return its steps as stored then (the tool-call step ended with the run)."""
+        for _ in range(600):
+            if self.data.get("status") in TERMINAL_STATUSES:
+                break
+            await asyncio.sleep(0.1)
+            self._set(await self._client.runs._call("retrieve_run", self._params()))
+        try:
+            return [dict(s) for s in await self.list_steps_async(order="asc")]
+        except Exception:  # the end state matters more than the steps' last word
+            return []
+
+    def _report_end(self, records: list[ToolCallRecord], steps: list[dict[str, Any]],
+                    handlers: Mapping[str, Callback | None]) -> None:
+        """What happened after the stream closed at ``requires_action``, reported like streamed
+        events: the tool records, the steps that ended with the run, the run's end state."""
+        if handlers.get("on_tool_call"):
+            for record in records:
+                self._call(handlers["on_tool_call"], record)
+        for step in steps:
+            known = self.state.steps.get(step.get("id"), {})
+            if step.get("status") in _STEP_ENDS and known.get("status") != step.get("status"):
+                self._handle(Event(f"thread.run.step.{step['status']}", step), handlers)
+        status = self.data.get("status")
+        if status in TERMINAL_STATUSES:
+            self._handle(Event(f"thread.run.{status}", dict(self.data)), handlers)
 
     def _continuation(self, records: list[ToolCallRecord], handlers: Mapping[str, Callback | None]) -> None:
         if handlers.get("on_tool_call"):
             for record in records:
-                handlers["on_tool_call"](record)
+                self._call(handlers["on_tool_call"], record)
         params, backend = self._params(), self._client.backend
         body = {"tool_outputs": [r.to_output() for r in records], "stream": True}
         self._opener = lambda: backend.stream("submit_tool_outputs", params, body=body)
@@ -409,11 +485,18 @@ class RunStream(Run):
                 try:
                     async for event in events:
                         self._handle(event, handlers)
+                        if self._awaiting:
+                            await self._drain()
                 finally:
                     await events.aclose()
                 if self.data.get("status") == "requires_action":
                     records = await runner.run_async(self.data, self._pending_calls())
+                    if self._stopped_meanwhile():
+                        self._report_end(records, await self._follow_cancel(), handlers)
+                        await self._drain()
+                        break
                     self._continuation(records, handlers)
+                    await self._drain()
         except BaseException as exc:
             await self._cancel_quietly()
             finished.set_exception(exc)
@@ -436,6 +519,7 @@ class RunStream(Run):
         """Stream the run to its end, blocking; callbacks and tool calls run on this thread."""
         handlers = dict(zip(_HANDLERS, (on_event, on_message_delta, on_message, on_run_step_delta,
                                         on_run_step, on_tool_call)))
+        self._refuse_async_callbacks(handlers)
         env = env if env is not None else default_env()
         runner = self._runner(env, runner)
         finished = self._claim(is_async=False)
@@ -450,6 +534,9 @@ class RunStream(Run):
                     events.close()
                 if self.data.get("status") == "requires_action":
                     records = runner.run_sync(self.data, self._pending_calls())
+                    if self._stopped_meanwhile():
+                        self._report_end(records, _portal.call(self._follow_cancel), handlers)
+                        break
                     self._continuation(records, handlers)
         except BaseException as exc:
             self._cancel_quietly_sync()

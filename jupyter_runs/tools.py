@@ -34,7 +34,7 @@ from typing import Any
 from . import _capture
 from ._approval import ApprovalDecision, ApprovalRequest, ask_on_stdin, decision_of
 from ._encode import cap, encode
-from ._schema import ToolSpec, allows_none, build_spec
+from ._schema import ToolSpec, allows_none, build_spec, callable_name
 from ._validate import check_object, convert
 from .errors import ToolError
 
@@ -141,7 +141,7 @@ def to_tool_params(tools: Iterable[Any] | None) -> list[dict[str, Any]]:
 
 
 def _tool_name(fn: Any) -> str:
-    return _options(fn).name or getattr(fn, "__name__", "")
+    return _options(fn).name or callable_name(fn)
 
 
 def is_exposable(obj: Any) -> bool:
@@ -270,9 +270,15 @@ class ToolRunner:
             raise _Refused(f"error: unknown tool {name!r}; the available tools are: {known}")
         if name.startswith("_"):
             raise _Refused(f"error: tool {name!r} is not available (private names are never callable)")
-        fn = self.env.get(name) if isinstance(self.env, Mapping) else None
+        explicit = self.tools.get(name)
+        # The namespace is looked up first so a redefined function takes effect; a partial or a
+        # bound method is never redefined under its name (the name is its function's), so the
+        # object passed in tools= is the one to call.
+        fn = explicit if explicit is not None and not inspect.isfunction(explicit) else None
+        if fn is None:
+            fn = self.env.get(name) if isinstance(self.env, Mapping) else None
         if not is_exposable(fn):
-            fn = self.tools.get(name)
+            fn = explicit
         if not is_exposable(fn):
             raise _Refused(f"error: tool {name!r} is not available: the user has not exposed a "
                            "function by that name")

@@ -212,7 +212,28 @@ class RunWidget(anywidget.AnyWidget):
             return
         run["status"] = "failed"
         run["last_error"] = {"code": "server_error", "message": text}
+        if "id" not in run:
+            # The run never existed (a refused create, a bad option): no event can carry this,
+            # since feed() drops run events without an id, so the state is set here.
+            self._set_local_status(run)
+            return
         self.feed(Event("thread.run.failed", run))
+
+    # -- before the run exists (issue #13: queued runs, failures at creation) ------------------
+    def _set_local_status(self, run: dict[str, Any]) -> None:
+        self._fold.run = run
+        self._publish()
+
+    def set_waiting(self) -> None:
+        """Show that this run has not started yet because another run on its thread is going
+        (the front end labels status ``waiting`` "Waiting for the previous run")."""
+        self._set_local_status({"status": "waiting", "last_error": None})
+
+    def set_cancelled_before_start(self) -> None:
+        """Stop was clicked while the run was still waiting: it never started."""
+        run = dict(self._fold.run or {})
+        if "id" not in run:
+            self._set_local_status({"status": "cancelled", "last_error": None})
 
     # -- input -----------------------------------------------------------------------------------
     def feed(self, event: Event | tuple[str, Any]) -> None:
@@ -318,14 +339,39 @@ class RunWidget(anywidget.AnyWidget):
             self._publish()
 
     def stop(self) -> None:
-        """What the Stop button does: run every stop callback once."""
+        """What the Stop button does: run every stop callback once. Approval cards still pending
+        are answered "no" once the cancel requests have been made (issue #13), so the tool
+        runner returns, sees the run cancelled and the task ends instead of waiting forever."""
+        results = []
         for callback in list(self._stop_callbacks):
             try:
                 result = callback()
                 if inspect.isawaitable(result):
-                    self._run_soon(result)
+                    results.append(result)
             except Exception:
                 log.exception("a RunWidget stop callback failed")
+        if not self._answers:
+            for result in results:
+                self._run_soon(result)
+            return
+        self._run_soon(self._stop_then_release(results))
+
+    async def _stop_then_release(self, results: list[Any]) -> None:
+        for result in results:
+            try:
+                await result
+            except Exception as exc:  # e.g. cancelling a run that just ended
+                log.warning("stopping the run failed: %s", exc)
+        self._release_approvals("the run was stopped")
+
+    def _release_approvals(self, reason: str) -> None:
+        for call_id, future in list(self._answers.items()):
+            item = next((a for a in self._approvals if a["id"] == call_id), None)
+            if item is not None and item["status"] == "pending":
+                item["status"] = "cancelled"
+            if not future.done():
+                future.set_result(ApprovalDecision(False, None, reason))
+        self._publish()
 
     def _run_soon(self, awaitable: Any) -> None:
         """Run a stop coroutine on the loop that drives the run, even when the click is handled

@@ -62,6 +62,11 @@ def test_seed_api_notebook(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(180)
-def test_remote_server_notebook(tmp_path: Path) -> None:
+def test_remote_server_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As in Jupyter: the kernel forwards what its subprocesses write to fd 1/2 (ipykernel turns
+    # that off under pytest), unbuffered, so a server log line would land in the cell's outputs.
+    monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")
     text = outputs(execute("remote_server.ipynb", tmp_path))
     assert "completed | It is **18 °C and sunny**" in text
+    assert "HTTP/1.1" not in text and "POST /v1" not in text  # no server access log in the notebook

@@ -17,7 +17,7 @@ from IPython.testing.globalipapp import get_ipython
 from IPython.utils.capture import capture_output
 
 import jupyter_runs as jr
-from jupyter_runs.magic import RunAssistantMagics, _split_line
+from jupyter_runs.magic import RunAssistantMagics, split_line
 
 
 @pytest.fixture(scope="module")
@@ -198,8 +198,9 @@ def test_remote_server_by_base_url(ip: Any, script: Callable[..., str], served: 
 
 
 def test_line_form_takes_the_message_verbatim(ip: Any, script: Callable[..., str]) -> None:
-    assert _split_line("-t x --approve=a What's up, doc") == ("-t x --approve=a", "What's up, doc")
-    assert _split_line("-- -not an option") == ("", "-not an option")
+    parser = RunAssistantMagics.run_assistant.parser
+    assert split_line("-t x --approve=a What's up, doc", parser) == (["-t", "x", "--approve=a"], "What's up, doc")
+    assert split_line("-- -not an option", parser) == ([], "-not an option")
     ip.run_line_magic("run_assistant", f"-m {script([{'text': 'hey'}])} -o r What's new")
     run = ip.user_ns["r"]
     texts = [m.text for m in store_client(ip).messages.list(run.thread_id, order="asc")]

@@ -187,3 +187,45 @@ def test_replayed_history_rebuilds_the_streamed_run(client: jr.Client, tmp_path:
     assert [message_text(m) for m in state.messages.values()] == ["hi", "Warm in Rome."]
     assert [s["type"] for s in state.steps.values()] == [s["type"] for s in stream.state.steps.values()]
     assert isinstance(stream.data, RunObject)
+
+
+# -- issue #13 -------------------------------------------------------------------------------------
+def test_a_finished_stream_shows_what_modify_and_retrieve_return(client: jr.Client, tmp_path: Path) -> None:
+    asst, thread = _start(client, script(tmp_path, [{"text": "done"}]))
+    stream = client.runs.create(thread.id, assistant_id=asst.id, stream=True)
+    stream.until_done(env={})
+    assert stream.modify(metadata={"k": "v"}).metadata == {"k": "v"}
+    assert stream.retrieve().metadata == {"k": "v"} and stream.status == "completed"
+
+
+async def test_async_callbacks_are_awaited_in_event_order(tmp_path: Path) -> None:
+    client = jr.AsyncClient(store=":memory:")
+    asst = await client.assistants.create(model=script(tmp_path, [{"text": "one two three"}]))
+    thread = await client.threads.create()
+    await client.messages.create(thread["id"], role="user", content="count")
+    stream = await client.runs.create(thread["id"], assistant_id=asst["id"], stream=True)
+    seen: list[str] = []
+
+    async def on_message_delta(delta: Any) -> None:
+        await asyncio.sleep(0)
+        seen.append(delta.delta.content[0].text.value)
+
+    async def on_message(message: Any) -> None:
+        seen.append(f"[{message.status}]")
+
+    await stream.stream_async(on_message_delta=on_message_delta, on_message=on_message, env={})
+    text = "".join(s for s in seen if not s.startswith("["))
+    assert text == "one two three"
+    assert seen[-1] == "[completed]"
+
+
+def test_until_done_refuses_an_async_callback_before_the_run_streams(client: jr.Client, tmp_path: Path) -> None:
+    asst, thread = _start(client, script(tmp_path, [{"text": "hi"}]))
+    stream = client.runs.create(thread.id, assistant_id=asst.id, stream=True)
+
+    async def on_message_delta(delta: Any) -> None:
+        pass
+
+    with pytest.raises(TypeError, match="stream_async"):
+        stream.until_done(on_message_delta=on_message_delta, env={})
+    assert stream.until_done(env={}).status == "completed"  # nothing was consumed by the refusal

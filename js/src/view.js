@@ -7,6 +7,7 @@ import { usageLine } from "./reasoning.js";
 
 const STATUS_LABEL = {
   queued: "Queued",
+  waiting: "Waiting for the previous run",
   in_progress: "Running",
   requires_action: "Waiting for tools",
   cancelling: "Stopping",
@@ -110,7 +111,7 @@ function createApprovalView(item, onApprove, onDeny) {
       if (el.dataset.status !== "sent" || status !== "pending") el.dataset.status = status;
       const open = status === "pending" && el.dataset.status !== "sent";
       approve.disabled = deny.disabled = args.readOnly = !open;
-      setText(verdict, status === "approved" ? "Approved" : status === "denied" ? "Denied" : el.dataset.status === "sent" ? "Sending…" : "");
+      setText(verdict, status === "approved" ? "Approved" : status === "denied" ? "Denied" : status === "cancelled" ? "Not run: the run was stopped" : el.dataset.status === "sent" ? "Sending…" : "");
     },
   };
 }
