@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,11 @@ def _kernel_env(tmp_path: Path, chat_url: str) -> dict[str, str]:
 
 def test_every_readme_python_block_is_tested_here() -> None:
     blocks = _python_blocks()
-    assert len(blocks) == 2, "a new python block in the README needs running below"
+    assert len(blocks) == 4, "a new python block in the README needs running below"
     assert blocks[0].lstrip().startswith("%load_ext jupyter_runs")  # the tour
-    assert "jr.Client(" in blocks[1] and "%" not in blocks[1].split("\n", 1)[0]  # without the magic
+    assert "pd.DataFrame(" in blocks[1]  # --context, run after the tour
+    assert blocks[2].startswith("%config RunAssistantMagics.prices")  # run after the tour too
+    assert "jr.Client(" in blocks[3] and "%" not in blocks[3].split("\n", 1)[0]  # without the magic
 
 
 def test_the_tour_runs_as_pasted_in_a_fresh_kernel(tmp_path: Path, chat_server: Any) -> None:
@@ -63,7 +66,14 @@ def test_the_tour_runs_as_pasted_in_a_fresh_kernel(tmp_path: Path, chat_server: 
     magic_lang, magic_cell = fences[tour + 1]
     assert magic_lang == "" and magic_cell.startswith("%%run_assistant")
     nb = nbformat.v4.new_notebook()
+    context = next(i for i, (lang, body) in enumerate(fences) if lang == "python" and "pd.DataFrame(" in body)
+    context_lang, context_cell = fences[context + 1]
+    assert context_lang == "" and context_cell.startswith("%%run_assistant --context df")
+    prices = next(body for lang, body in fences if lang == "python" and "RunAssistantMagics.prices" in body)
     nb.cells = [nbformat.v4.new_code_cell(fences[tour][1]), nbformat.v4.new_code_cell(magic_cell),
+                nbformat.v4.new_code_cell("import jupyter_runs as jr\nawait jr.wait_all()"),
+                nbformat.v4.new_code_cell(fences[context][1]), nbformat.v4.new_code_cell(prices),
+                nbformat.v4.new_code_cell(context_cell),
                 nbformat.v4.new_code_cell("import jupyter_runs as jr\nawait jr.wait_all()")]
     import os
 
@@ -78,7 +88,10 @@ def test_the_tour_runs_as_pasted_in_a_fresh_kernel(tmp_path: Path, chat_server: 
         os.environ.update(saved)
     shown = "\n".join(o.get("data", {}).get("text/markdown", "") for c in nb.cells for o in c.get("outputs", []))
     assert "Hello from the fake model." in shown and "Run completed" in shown
-    assert len(chat_server.requests) == 1
+    assert len(chat_server.requests) == 2
+    # The --context cell sent the DataFrame's description, missing values and all.
+    sent = json.dumps(chat_server.requests[1].body["messages"])
+    assert "revenue" in sent and "north" in sent
 
 
 def test_without_the_magic_runs_as_pasted_in_a_fresh_interpreter_outside_the_repo(tmp_path: Path) -> None:
@@ -86,7 +99,7 @@ def test_without_the_magic_runs_as_pasted_in_a_fresh_interpreter_outside_the_rep
     import subprocess
     import sys
 
-    snippet = _python_blocks()[1]
+    snippet = _python_blocks()[3]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "JUPYTER_RUNS_"))}
     env["PYTHONPATH"] = str(ROOT)
     env["JUPYTER_DATA_DIR"] = str(tmp_path / "data")  # jr.Client() would keep its store here
