@@ -115,12 +115,9 @@ class RunAssistantMagics(Magics, Configurable):
         key = (id(client), name)
         if not new and key in self._threads:
             return self._threads[key]
-        thread_id = None
-        if not new:
-            async for thread in client.threads.list(order="desc"):
-                if (thread.get("metadata") or {}).get(_NAME_KEY) == name:
-                    thread_id = thread["id"]
-                    break
+        from .thread_names import find_named_thread  # by index, not a scan (issue 18)
+
+        thread_id = None if new else await find_named_thread(client, name)
         if thread_id is None:
             thread_id = (await client.threads.create(metadata={_NAME_KEY: name[:512]}))["id"]
         self._threads[key] = thread_id
@@ -345,7 +342,7 @@ class RunAssistantMagics(Magics, Configurable):
         """%runs threads | %runs show THREAD | %runs config"""
         cmd, _, rest = line.strip().partition(" ")
         if cmd == "threads":
-            return self._runs_threads()
+            return self._runs_threads(rest)
         if cmd == "show":
             if not rest.strip():
                 raise UsageError("%runs show THREAD (a thread name or id)")
@@ -354,30 +351,15 @@ class RunAssistantMagics(Magics, Configurable):
             return self._runs_config()
         raise UsageError("%runs threads | %runs show THREAD | %runs config")
 
-    def _runs_threads(self) -> Any:
+    def _runs_threads(self, line: str = "") -> Any:
+        """The latest page of threads (issue 18: one page read, whatever the store holds)."""
         from . import _portal
+        from .thread_names import parse_threads_args, thread_rows, threads_markdown
 
+        args = parse_threads_args(line)
         client = self._client(None)
-
-        async def rows() -> list[tuple[str, str, str, int]]:
-            out = []
-            async for thread in client.threads.list(order="desc", limit=100):
-                last = thread.get("created_at") or 0
-                count = 0
-                async for msg in client.messages.list(thread["id"], order="desc", limit=100):
-                    last = max(last, msg.get("created_at") or 0)
-                    count += 1
-                name = (thread.get("metadata") or {}).get(_NAME_KEY, "")
-                out.append((name, thread["id"], _when(last), count))
-            return out
-
-        table = _portal.call(rows)
-        if not table:
-            display(Markdown("No stored threads yet."))
-            return None
-        lines = ["| thread | id | last activity | messages |", "| --- | --- | --- | ---: |"]
-        lines += [f"| {_md(n) or '—'} | `{i}` | {w} | {c}{'+' if c >= 100 else ''} |" for n, i, w, c in table]
-        display(Markdown("\n".join(lines)))
+        rows, more = _portal.call(lambda: thread_rows(client, args))
+        display(Markdown(threads_markdown(rows, more, args)))
         return None
 
     def _runs_show(self, ref: str) -> Any:
@@ -388,12 +370,9 @@ class RunAssistantMagics(Magics, Configurable):
         client = self._client(None)
 
         async def load() -> list[list[Any]]:
-            thread_id = ref if ref.startswith("thread_") else None
-            if thread_id is None:
-                async for thread in client.threads.list(order="desc"):
-                    if (thread.get("metadata") or {}).get(_NAME_KEY) == ref:
-                        thread_id = thread["id"]
-                        break
+            from .thread_names import find_named_thread
+
+            thread_id = ref if ref.startswith("thread_") else await find_named_thread(client, ref)
             if thread_id is None:
                 raise UsageError(f"%runs show: no stored thread named {ref!r} (see %runs threads)")
             runs = await client.runs.list(thread_id, order="asc").to_list()
