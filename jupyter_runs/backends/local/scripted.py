@@ -24,7 +24,7 @@ import secrets
 from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ...errors import ModelError
 from .models import Finish, ModelEvent, ModelRequest, TextDelta, ToolCallDelta, Usage
@@ -62,12 +62,17 @@ def split_words(text: str) -> list[str]:
 class ScriptedModel:
     """Plays ``path`` (resolved against the working directory when constructed).
 
-    ``requests`` keeps the last requests received, so tests can check what the engine sent.
+    ``requests`` keeps the last ``keep_requests`` requests received, so tests can check what the
+    engine sent. Off (0) unless a test turns it on: each request holds the whole conversation, so
+    a kept log grew the kernel by a copy of the thread per run (quadratic in the thread's length;
+    issue 18 measured 56 MB over 200 runs).
     """
+
+    keep_requests: ClassVar[int] = 0
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser().resolve()
-        self.requests: deque[ModelRequest] = deque(maxlen=256)
+        self.requests: deque[ModelRequest] = deque(maxlen=self.keep_requests)
 
     def __repr__(self) -> str:
         return f"ScriptedModel({str(self.path)!r})"

@@ -409,10 +409,13 @@ class Store:
         out: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
         if not ids:
             return out
+        # One SQL text whatever the number of runs: an IN list of N placeholders was a new
+        # statement per thread length, and sqlite3's statement cache kept 128 of them (the
+        # kernel grew ~35 KB per run on one thread; issue 18).
         rows = self._conn.execute(
-            f"SELECT run_id, data FROM run_steps WHERE run_id IN ({', '.join('?' * len(ids))}) "
+            "SELECT run_id, data FROM run_steps WHERE run_id IN (SELECT value FROM json_each(?)) "
             "ORDER BY created_at, rowid",
-            ids,
+            (json.dumps(ids),),
         )
         for run_id, data in rows:
             out[run_id].append(json.loads(data))
