@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 try:
-    from bench._common import ROOT, Row, main
+    from bench._common import ROOT, Row, interleaved, main
 except ImportError:
-    from _common import ROOT, Row, main
+    from _common import ROOT, Row, interleaved, main
 
 from jupyter_runs.backends.local import objects as obj
 from jupyter_runs.backends.local.store import THREAD_NAME_KEY, Store
@@ -42,15 +42,7 @@ RSS_GOAL_KB = 20.0
 
 
 def cpu_interleaved(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
-    """Least CPU seconds (all threads of this process) of each function, run in turns."""
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            gc.collect()
-            start = time.process_time()
-            fn()
-            best[name] = min(best[name], time.process_time() - start)
-    return best
+    return interleaved(fns, repeat, clock=time.process_time)
 
 
 def fill_store(path: Path, threads: int, messages_each: int = 2) -> None:
