@@ -146,7 +146,9 @@ class AsyncThreads(_Resource):
 
     def list(self, **query: Any) -> AsyncPager:
         """Stored threads, newest first by default (an extension: the embedded engine and
-        `jupyter-runs serve` answer it; OpenAI's API never could list threads)."""
+        `jupyter-runs serve` answer it; OpenAI's API never could list threads). ``name=`` keeps
+        the threads of that name (their ``jupyter_runs_name`` metadata), ``name_prefix=`` those
+        whose name starts with it; both are answered from an index."""
         return self._list("list_threads", None, query)
 
     async def create_and_run(
