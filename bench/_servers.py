@@ -44,6 +44,13 @@ class Server:
         self.url = banner.split(" at ", 1)[1].split()[0]
         return self
 
+    def cpu(self) -> float:
+        """CPU seconds (user + system, all threads) the server process has used so far."""
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def __exit__(self, *exc: Any) -> None:
         assert self.proc is not None
         self.proc.terminate()

@@ -6,7 +6,9 @@
   model's own cost. Goal: ours minus baseline at most 20 us per event.
 * Per event, served: the same run over loopback HTTP (``jupyter-runs serve`` in a subprocess,
   ``HTTPBackend`` here). Baseline: uvicorn with a bare app streaming the same number of
-  pre-encoded deltas (``bench/_servers.py``), read by the same client.
+  pre-encoded deltas (``bench/_servers.py``), read by the same client. Measured twice: the
+  client's wall time per event, and the server process's own CPU time per event (from
+  ``/proc/PID/stat``; goal: at most 2x the bare server's).
 * Time from ``runs.create`` to the first ``thread.message.delta`` (median of repeated runs),
   in-process and served. Baseline: one plain request round trip (``assistants.retrieve``) on the
   same backend.
@@ -96,19 +98,34 @@ async def first_delta(client: AsyncClient, path: Path, trials: int) -> tuple[flo
     return statistics.median(firsts), statistics.median(trips)
 
 
-async def bare_per_event(url: str, n: int, repeat: int) -> float:
+async def bare_per_event(url: str, n: int, repeat: int, server: Any = None) -> tuple[float, float]:
+    """Best wall seconds per event at the client, and best server CPU seconds per event (0
+    without ``server``)."""
     backend = HTTPBackend(url, max_retries=0)
-    best = float("inf")
+    best, best_cpu = float("inf"), float("inf")
     try:
         for _ in range(repeat):
+            cpu = server.cpu() if server else 0.0
             start = time.perf_counter()
             count = 0
             async for _ in backend.stream("create_run", {"thread_id": "t"},
                                           body={"assistant_id": "a", "metadata": {"n": str(n)}}):
                 count += 1
             best = min(best, (time.perf_counter() - start) / count)
+            best_cpu = min(best_cpu, ((server.cpu() if server else 0.0) - cpu) / count)
     finally:
         await backend.aclose()
+    return best, best_cpu
+
+
+async def served_cpu_per_event(client: AsyncClient, path: Path, repeat: int, server: Any) -> float:
+    """Best server CPU seconds per event of a streamed run."""
+    assistant = await client.assistants.create(model=f"scripted:{path}")
+    best = float("inf")
+    for _ in range(repeat):
+        cpu = server.cpu()
+        events, _, _ = await stream_run(client, assistant.id)
+        best = min(best, (server.cpu() - cpu) / events)
     return best
 
 
@@ -182,11 +199,13 @@ async def measure(quick: bool) -> list[Row]:
             client = AsyncClient(backend=HTTPBackend(server.url, max_retries=0, timeout=120))
             try:
                 served_us, served_events = await per_event(client, long, repeat)
+                served_cpu = await served_cpu_per_event(client, long, repeat, server)
                 s_ttfd, s_trip = await first_delta(client, short, trials)
             finally:
                 await client.aclose()
             with bare_sse() as bare:
-                bare_us = await bare_per_event(bare.url, served_events - 1, repeat)
+                bare_us, _ = await bare_per_event(bare.url, served_events - 1, repeat)
+                _, bare_cpu = await bare_per_event(bare.url, served_events - 1, repeat, bare)
                 # Rounds alternate between the two servers; each side keeps its least disturbed
                 # round (lowest p99 to first event), as best-of-N does elsewhere.
                 e_rounds, b_rounds = [], []
@@ -197,6 +216,8 @@ async def measure(quick: bool) -> list[Row]:
         b_first, b_total = min(b_rounds, key=lambda r: percentile(r[0], 99))
         rows.append(Row(f"engine served: us/event ({served_events:,} events)", served_us * 1e6, bare_us * 1e6,
                         "us", "-", None, "bare uvicorn SSE"))
+        rows.append(Row("engine served: server CPU us/event", served_cpu * 1e6, bare_cpu * 1e6, "us",
+                        "<= 2x", served_cpu <= 2 * bare_cpu, "bare uvicorn SSE"))
         rows.append(Row("engine served: runs.create -> first delta (median)", s_ttfd * 1e3, s_trip * 1e3,
                         "ms", "-", None, "1 round trip"))
         label = (f"engine served, {runs} concurrent runs ({run_words} words at {pace * 1e3:g} ms, "

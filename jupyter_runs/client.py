@@ -11,6 +11,7 @@ caller's namespace.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -30,20 +31,31 @@ def _clean(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class AsyncPager:
-    """Auto-paging iterator over a list endpoint: follows ``last_id`` while ``has_more``."""
+    """Auto-paging iterator over a list endpoint: follows ``last_id`` while ``has_more``.
+
+    A page is requested only when iteration reaches it, so taking the first items of a long list
+    (or abandoning the iterator) costs one page, never the rest of the list.
+    """
 
     def __init__(self, backend: Backend, op: str, params: Mapping[str, str], query: dict[str, Any]):
         self._backend, self._op, self._params, self._query = backend, op, params, query
 
+    async def _fetch(self, query: Mapping[str, Any]) -> WireObject:
+        return wrap(await self._backend.call(self._op, self._params, query=query))
+
+    def _next_query(self, query: dict[str, Any], page: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The query of the page after ``page``, or None at the end of the list."""
+        if not page.get("has_more") or not page.get("data"):
+            return None
+        key = "before" if query.get("before") and not query.get("after") else "after"
+        return {**query, key: page["last_id"] if key == "after" else page["first_id"]}
+
     async def pages(self) -> AsyncIterator[WireObject]:
-        query = dict(self._query)
-        while True:
-            page = wrap(await self._backend.call(self._op, self._params, query=query))
+        query: dict[str, Any] | None = dict(self._query)
+        while query is not None:
+            page = await self._fetch(query)
             yield page
-            if not page.get("has_more") or not page.get("data"):
-                return
-            key = "before" if query.get("before") and not query.get("after") else "after"
-            query[key] = page["last_id"] if key == "after" else page["first_id"]
+            query = self._next_query(query, page)
 
     async def __aiter__(self) -> AsyncIterator[Any]:
         async for page in self.pages():
@@ -55,16 +67,24 @@ class AsyncPager:
 
 
 class Pager:
-    """The sync twin of :class:`AsyncPager` (pages fetched on the portal loop)."""
+    """The sync twin of :class:`AsyncPager`: each page is one call on the portal loop, made when
+    iteration reaches it. (Not a stream driven from the portal: that one read ahead through the
+    whole list, and an abandoned pager kept the engine busy paging for nobody.)"""
 
     def __init__(self, pager: AsyncPager) -> None:
         self._pager = pager
 
     def __iter__(self) -> Iterator[Any]:
-        return _portal.iterate(self._pager.__aiter__)
+        for page in self.pages():
+            yield from page["data"]
 
     def pages(self) -> Iterator[WireObject]:
-        return _portal.iterate(self._pager.pages)
+        pager = self._pager
+        query: dict[str, Any] | None = dict(pager._query)
+        while query is not None:
+            page = _portal.call(functools.partial(pager._fetch, query))
+            yield page
+            query = pager._next_query(query, page)
 
     def to_list(self) -> list[Any]:
         return list(self)
@@ -126,7 +146,9 @@ class AsyncThreads(_Resource):
 
     def list(self, **query: Any) -> AsyncPager:
         """Stored threads, newest first by default (an extension: the embedded engine and
-        `jupyter-runs serve` answer it; OpenAI's API never could list threads)."""
+        `jupyter-runs serve` answer it; OpenAI's API never could list threads). ``name=`` keeps
+        the threads of that name (their ``jupyter_runs_name`` metadata), ``name_prefix=`` those
+        whose name starts with it; both are answered from an index."""
         return self._list("list_threads", None, query)
 
     # Thread lifecycle (extensions the embedded engine and `jupyter-runs serve` answer).

@@ -41,7 +41,8 @@ _NO_MODEL = f"""No model is configured for %%run_assistant. Pick one:
 or set the environment variable JUPYTER_RUNS_MODEL before starting Jupyter."""
 
 _RUNS_USAGE = """Usage: %runs COMMAND
-  %runs threads         list the stored threads (name, id, last activity, messages)
+  %runs threads [PREFIX] [--limit N | --all]
+                        the latest stored threads (name, id, last activity, messages)
   %runs show [THREAD]   replay a thread's runs from the store (a name or a thread id;
                         default: the thread %%run_assistant uses without -t)
   %runs config          the effective settings, keys masked
@@ -231,12 +232,9 @@ class RunAssistantMagics(Magics, Configurable):
         key = (id(client), name)
         if not new and key in self._threads:
             return self._threads[key]
-        thread_id = None
-        if not new:
-            async for thread in client.threads.list(order="desc"):
-                if (thread.get("metadata") or {}).get(_NAME_KEY) == name:
-                    thread_id = thread["id"]
-                    break
+        from .thread_names import find_named_thread  # by index, not a scan (issue 18)
+
+        thread_id = None if new else await find_named_thread(client, name)
         if thread_id is None:
             thread_id = (await client.threads.create(metadata={_NAME_KEY: name[:512]}))["id"]
         self._threads[key] = thread_id
@@ -591,7 +589,7 @@ class RunAssistantMagics(Magics, Configurable):
             print(_RUNS_USAGE)
             return None
         if cmd == "threads":
-            return self._runs_threads()
+            return self._runs_threads(rest)
         if cmd == "show":
             return self._runs_show(rest.strip() or self._default_thread_name())
         if cmd == "config":
@@ -624,11 +622,11 @@ class RunAssistantMagics(Magics, Configurable):
         client = self._client(None)
 
         async def thread_of(ref: str) -> str:
-            if ref.startswith("thread_"):
-                return ref
-            async for thread in client.threads.list(order="desc"):
-                if (thread.get("metadata") or {}).get(_NAME_KEY) == ref:
-                    return thread["id"]
+            from .thread_names import find_named_thread
+
+            found = ref if ref.startswith("thread_") else await find_named_thread(client, ref)
+            if found is not None:
+                return found
             raise UsageError(f"%runs {cmd}: no stored thread named {ref!r} (see %runs threads)")
 
         async def act() -> str:
@@ -675,30 +673,15 @@ class RunAssistantMagics(Magics, Configurable):
             if key[1] == name or value == thread_id:
                 del self._threads[key]
 
-    def _runs_threads(self) -> Any:
+    def _runs_threads(self, line: str = "") -> Any:
+        """The latest page of threads (issue 18: one page read, whatever the store holds)."""
         from . import _portal
+        from .thread_names import parse_threads_args, thread_rows, threads_markdown
 
+        args = parse_threads_args(line)
         client = self._client(None)
-
-        async def rows() -> list[tuple[str, str, str, int]]:
-            out = []
-            async for thread in client.threads.list(order="desc", limit=100):
-                last = thread.get("created_at") or 0
-                count = 0
-                async for msg in client.messages.list(thread["id"], order="desc", limit=100):
-                    last = max(last, msg.get("created_at") or 0)
-                    count += 1
-                name = (thread.get("metadata") or {}).get(_NAME_KEY, "")
-                out.append((name, thread["id"], _when(last), count))
-            return out
-
-        table = _portal.call(rows)
-        if not table:
-            display(Markdown("No stored threads yet."))
-            return None
-        lines = ["| thread | id | last activity | messages |", "| --- | --- | --- | ---: |"]
-        lines += [f"| {_md(n) or '—'} | `{i}` | {w} | {c}{'+' if c >= 100 else ''} |" for n, i, w, c in table]
-        display(Markdown("\n".join(lines)))
+        rows, more = _portal.call(lambda: thread_rows(client, args))
+        display(Markdown(threads_markdown(rows, more, args)))
         return None
 
     def _runs_show(self, ref: str) -> Any:
@@ -709,12 +692,9 @@ class RunAssistantMagics(Magics, Configurable):
         client = self._client(None)
 
         async def load() -> list[list[Any]]:
-            thread_id = ref if ref.startswith("thread_") else None
-            if thread_id is None:
-                async for thread in client.threads.list(order="desc"):
-                    if (thread.get("metadata") or {}).get(_NAME_KEY) == ref:
-                        thread_id = thread["id"]
-                        break
+            from .thread_names import find_named_thread
+
+            thread_id = ref if ref.startswith("thread_") else await find_named_thread(client, ref)
             if thread_id is None:
                 raise UsageError(f"%runs show: no stored thread named {ref!r} (see %runs threads)")
             runs = await client.runs.list(thread_id, order="asc").to_list()

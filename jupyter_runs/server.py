@@ -29,7 +29,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -195,7 +195,7 @@ class AssistantsApp:
                 body = parse_body(raw, f"{op.method} {op.path}")
                 check_body(op.name, body)
             if op.streams and body is not None and body.get("stream") is True:
-                await self._stream(send, receive, base, self.backend.stream(op.name, params, body=body))
+                await self._stream(send, receive, base, _batches(self.backend, op.name, params, body))
                 return
             result = await self.backend.call(op.name, params, body=body, query=query or None)
         except APIError as exc:
@@ -264,10 +264,11 @@ class AssistantsApp:
         await send({"type": "http.response.body", "body": data})
 
     async def _stream(self, send: Send, receive: Receive, headers: list[tuple[bytes, bytes]],
-                      events: AsyncIterator[Event]) -> None:
-        """SSE from ``events``. The first event is awaited before the status line goes out, so an
-        error the backend raises up front (unknown thread, bad parameters) is a normal JSON error
-        response with its status; an error after that becomes an ``error`` event, then ``done``."""
+                      events: AsyncIterator[list[Event]]) -> None:
+        """SSE from batches of ``events``, one body chunk per batch. The first batch is awaited
+        before the status line goes out, so an error the backend raises up front (unknown thread,
+        bad parameters) is a normal JSON error response with its status; an error after that
+        becomes an ``error`` event, then ``done``."""
         iterator = aiter(events)
         try:
             first = await anext(iterator)
@@ -309,11 +310,26 @@ async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
             return
 
 
-async def _send_event(send: Send, gone: asyncio.Event, event: Event) -> None:
+async def _batches(backend: Backend, op: str, params: Mapping[str, str],
+                   body: dict[str, Any]) -> AsyncIterator[list[Event]]:
+    """The backend's stream in batches: its own when it has them (the embedded engine), else one
+    event a batch. A write per batch, not per event, is most of what the served engine saves
+    against a bare server (issue 18)."""
+    batches = getattr(backend, "stream_batches", None)
+    if batches is not None:
+        async for batch in batches(op, params, body=body):
+            yield batch
+        return
+    async for event in backend.stream(op, params, body=body):
+        yield [event]
+
+
+async def _send_event(send: Send, gone: asyncio.Event, event: Event | list[Event]) -> None:
     # After a disconnect the events are still consumed (the run continues), just not sent.
     if not gone.is_set():
+        data = event.to_sse() if isinstance(event, Event) else b"".join([e.to_sse() for e in event])
         try:
-            await send({"type": "http.response.body", "body": event.to_sse(), "more_body": True})
+            await send({"type": "http.response.body", "body": data, "more_body": True})
         except OSError:
             gone.set()
 

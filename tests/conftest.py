@@ -15,6 +15,14 @@ from tests.fakes.chat_server import FakeChatServer
 SERVED_KEY = "test-server-key"
 
 
+@pytest.fixture(autouse=True)
+def scripted_requests_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests read what the engine sent the scripted model; outside tests it keeps nothing."""
+    from jupyter_runs.backends.local.scripted import ScriptedModel
+
+    monkeypatch.setattr(ScriptedModel, "keep_requests", 64)
+
+
 @pytest.fixture
 def replay() -> Iterator[AssistantsReplay]:
     """A scripted Assistants server on 127.0.0.1 (real HTTP); ``replay.url`` is its ``/v1`` root."""

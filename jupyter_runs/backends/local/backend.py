@@ -85,13 +85,25 @@ class LocalBackend:
         *,
         body: dict[str, Any] | None = None,
     ) -> AsyncIterator[Event]:
+        async for batch in self.stream_batches(op, params, body=body):
+            for event in batch:
+                yield event
+
+    async def stream_batches(
+        self,
+        op: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        body: dict[str, Any] | None = None,
+    ) -> AsyncIterator[list[Event]]:
+        """:meth:`stream` in the engine's batches (the events ready together), for a consumer
+        that pays per batch rather than per event: the server writes one body chunk per batch."""
         self._check_open()
         portal = _portal.loop()
         caller = asyncio.get_running_loop()
         if caller is portal:
             async for batch in self.engine.stream_batches(op, params, body):
-                for event in batch:
-                    yield event
+                yield batch
             return
         # An asyncio.Queue of the caller's loop, fed with call_soon_threadsafe: one wake-up per
         # batch. None ends the stream; an exception is raised on the caller's side.
@@ -122,8 +134,7 @@ class LocalBackend:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                for event in item:
-                    yield event
+                yield item
         finally:
             # Stops the pump only: the run itself is a task of the engine and keeps going.
             future.cancel()

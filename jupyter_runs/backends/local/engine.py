@@ -208,8 +208,11 @@ class Engine:
         return thread
 
     def _op_list_threads(self, params: Any, body: Any, query: Mapping[str, Any]) -> dict[str, Any]:
-        """An extension of ours (the spec has no way to list threads), for ``%runs threads``."""
-        return self.store.list_threads(**_page(query))
+        """An extension of ours (the spec has no way to list threads), for ``%runs threads``;
+        ``name`` / ``name_prefix`` filter on the thread's name (its ``jupyter_runs_name``
+        metadata), so the magic finds a named thread by index."""
+        names = {key: _name_filter(query, key) for key in ("name", "name_prefix")}
+        return self.store.list_threads(**names, **_page(query))
 
     def _op_create_thread(self, params: Any, body: dict[str, Any], query: Any) -> dict[str, Any]:
         return self._new_thread(body)
@@ -432,6 +435,16 @@ class Engine:
         if found is None:
             raise NotFoundError(f"No run step found with id '{step_id}'.")
         return found
+
+def _name_filter(query: Mapping[str, Any], key: str) -> str | None:
+    value = query.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 512:
+        raise BadRequestError(f"Invalid '{key}': expected a string of at most 512 characters.",
+                              param=key)
+    return value
+
 
 def _page(query: Mapping[str, Any]) -> dict[str, Any]:
     return {key: query.get(key) for key in ("limit", "order", "after", "before")}

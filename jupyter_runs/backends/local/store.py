@@ -83,7 +83,24 @@ CREATE INDEX runs_status ON runs(status);
 ALTER TABLE runs ADD COLUMN owner TEXT;
 """
 
-MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [_V1, _V2]
+#: The metadata key holding a thread's name (``%%run_assistant -t NAME``). The store indexes it, so
+#: finding a thread by name reads one index entry instead of every thread's JSON.
+THREAD_NAME_KEY = "jupyter_runs_name"
+# The indexed expression; a query must spell it the same way for SQLite to use the index.
+_THREAD_NAME = f"json_extract(data, '$.metadata.{THREAD_NAME_KEY}')"
+
+# v3: every list answers by index (issue 18): threads and assistants page by creation time, and a
+# thread is found by name, instead of a full scan + sort that grew with every stored thread; a
+# run's messages are found without reading the rest of its thread.
+_V3 = f"""
+CREATE INDEX threads_created ON threads(created_at);
+DROP INDEX messages_run;
+CREATE INDEX messages_run ON messages(run_id, created_at);
+CREATE INDEX assistants_created ON assistants(created_at);
+CREATE INDEX threads_name ON threads({_THREAD_NAME}, created_at);
+"""
+
+MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [_V1, _V2, _V3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Tokens of the stores open in this process: a run owned by one of them is alive.
@@ -253,10 +270,14 @@ class Store:
         order: Any = "desc",
         after: str | None = None,
         before: str | None = None,
+        filters: Iterable[tuple[str, Iterable[Any]]] = (),
     ) -> dict[str, Any]:
         limit, order = _page_args(limit, order)
         clauses = [f"{column} = ?" for column in where]
         args: list[Any] = list(where.values())
+        for clause, values in filters:  # SQL written here, in this module, never by a caller
+            clauses.append(clause)
+            args.extend(values)
         descending = order == "desc"
         for name, cursor in (("after", after), ("before", before)):
             if not cursor:
@@ -318,8 +339,20 @@ class Store:
     def delete_thread(self, thread_id: str) -> bool:
         return self._delete("threads", thread_id)
 
-    def list_threads(self, **page: Any) -> dict[str, Any]:
-        return self._page("threads", {}, **page)
+    def list_threads(
+        self, *, name: str | None = None, name_prefix: str | None = None, **page: Any
+    ) -> dict[str, Any]:
+        """A page of threads, newest first by default; ``name`` keeps the threads of that name,
+        ``name_prefix`` those whose name starts with it (both answered by the name index)."""
+        filters: list[tuple[str, list[Any]]] = []
+        if name is not None:
+            filters.append((f"{_THREAD_NAME} = ?", [name]))
+        if name_prefix:
+            # A range on the index: every string that starts with the prefix sorts between it
+            # and the prefix followed by the highest code point.
+            filters.append((f"{_THREAD_NAME} >= ? AND {_THREAD_NAME} < ?",
+                            [name_prefix, name_prefix + "\U0010ffff"]))
+        return self._page("threads", {}, filters=filters, **page)
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -386,10 +419,13 @@ class Store:
         out: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
         if not ids:
             return out
+        # One SQL text whatever the number of runs: an IN list of N placeholders was a new
+        # statement per thread length, and sqlite3's statement cache kept 128 of them (the
+        # kernel grew ~35 KB per run on one thread; issue 18).
         rows = self._conn.execute(
-            f"SELECT run_id, data FROM run_steps WHERE run_id IN ({', '.join('?' * len(ids))}) "
+            "SELECT run_id, data FROM run_steps WHERE run_id IN (SELECT value FROM json_each(?)) "
             "ORDER BY created_at, rowid",
-            ids,
+            (json.dumps(ids),),
         )
         for run_id, data in rows:
             out[run_id].append(json.loads(data))
