@@ -164,6 +164,8 @@ def request_schemas() -> dict[str, Any]:
         body = (entry.get("requestBody") or {}).get("content", {}).get("application/json", {})
         query = {p["name"]: _compact(p["schema"]) for p in entry.get("parameters", ())
                  if p.get("in") == "query"}
+        if op.name == "list_threads":  # our name filters (thread_names.py), answered by an index
+            query.update(name={"type": "string"}, name_prefix={"type": "string"})
         operations[op.name] = {"body": body["schema"]["$ref"].removeprefix(_PREFIX) if body else None,
                                "query": query}
     needed: set[str] = set()

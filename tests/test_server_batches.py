@@ -32,7 +32,7 @@ async def post_stream(app: Any, path: str, body: dict[str, Any]) -> list[dict[st
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": path, "headers": [(b"content-type", b"application/json")],
+    scope = {"type": "http", "method": "POST", "path": path, "headers": [(b"content-type", b"application/json"), (b"host", b"127.0.0.1")],
              "query_string": b""}
     await app(scope, receive, send)
     return sent
