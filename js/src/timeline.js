@@ -143,19 +143,23 @@ function renderDisplays(box, displays) {
 
 /**
  * Open state of a <details> that follows `auto` until the user toggles it; from then on the
- * user's choice stands (a step that finishes must not fold away under the reader's eyes).
+ * user's choice stands (a step that finishes must not fold away under the reader's eyes). The
+ * choices live in `ctxRef.ui`, keyed by step or call id, which the widget keeps per model: a view
+ * the front end renders again (a re-displayed output) opens what the reader had opened.
  */
-function foldable(details, summary, onUser) {
-  let user = null;
+function foldable(details, summary, ctxRef) {
+  let key = null;
   summary.addEventListener("click", () => {
     // The click comes before the toggle, so the new state is the opposite of the current one.
-    user = !details.open;
-    summary.setAttribute("aria-expanded", user ? "true" : "false");
-    if (onUser) onUser(user);
+    const next = !details.open;
+    if (key) ctxRef.ui.set(key, next);
+    summary.setAttribute("aria-expanded", next ? "true" : "false");
+    if (ctxRef.onUser) ctxRef.onUser(next);
   });
   details.addEventListener("toggle", () => summary.setAttribute("aria-expanded", details.open ? "true" : "false"));
-  return (auto) => {
-    const open = user ?? auto;
+  return (auto, k) => {
+    key = k;
+    const open = ctxRef.ui.get(k) ?? auto;
     if (details.open !== open) details.open = open;
     const aria = open ? "true" : "false";
     if (summary.getAttribute("aria-expanded") !== aria) summary.setAttribute("aria-expanded", aria);
@@ -196,7 +200,7 @@ function createToolCallView(ctxRef) {
   const displays = h("div", "jr-tool-displays");
   body.append(argsLabel, args.el, outLabel, output.el, stdoutLabel, stdout.el, stderrLabel, stderr.el, error, displays);
   el.append(head, body);
-  const setOpen = foldable(el, head, ctxRef.onUser);
+  const setOpen = foldable(el, head, ctxRef);
   let displaysKey = null;
   return {
     el,
@@ -238,7 +242,7 @@ function createToolCallView(ctxRef) {
       }
       displays.hidden = !(record?.displays || []).length;
       const live = st === "running" || st === "awaiting approval" || st === "in_progress";
-      setOpen(live || failed || (ctx.callCount || 0) <= OPEN_CARDS_UP_TO);
+      setOpen(live || failed || (ctx.callCount || 0) <= OPEN_CARDS_UP_TO, `call:${call.id || call.index}`);
       return { live, failed, pending: st === "awaiting approval" };
     },
   };
@@ -267,7 +271,7 @@ function createStepView(kind, ctxRef) {
   el.append(head);
   const body = h("div", "jr-step-body");
   if (tools) el.append(body);
-  const setOpen = tools ? foldable(el, head, ctxRef.onUser) : () => {};
+  const setOpen = tools ? foldable(el, head, ctxRef) : () => {};
   const calls = new Map();
   return {
     el,
@@ -333,16 +337,17 @@ function createStepView(kind, ctxRef) {
       setData(state, "status", pending ? "requires_action" : failures ? "failed" : status);
       setData(el, "error", failures ? "true" : null);
       body.hidden = calls.size === 0;
-      setOpen(live || pending);
+      setOpen(live || pending, `step:${step.id}`);
     },
   };
 }
 
 /** The timeline of a run's steps; `update(steps, ctx)` reconciles rows by step id.
- * `options.onUser(open)` hears every fold/unfold the user makes (the view stops following). */
+ * `options.onUser(open)` hears every fold/unfold the user makes (the view stops following);
+ * `options.ui` is a Map that keeps those choices (shared by the views of one widget model). */
 export function createTimeline(el, options = {}) {
   const rows = new Map();
-  const ctxRef = { onUser: options.onUser || null };
+  const ctxRef = { onUser: options.onUser || null, ui: options.ui || new Map() };
   return {
     update(steps, ctx) {
       let prev = null;

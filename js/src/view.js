@@ -170,7 +170,7 @@ export function mountRunView(el, store, actions = {}) {
   el.append(root);
 
   const follower = createFollower(root);
-  const tl = createTimeline(timeline, { onUser: () => follower.pause() });
+  const tl = createTimeline(timeline, { onUser: () => follower.pause(), ui: actions.ui });
   root.addEventListener("click", (ev) => {
     const btn = ev.target.closest && ev.target.closest(".jr-copy-code");
     if (!btn || !root.contains(btn)) return;
@@ -293,7 +293,9 @@ export function mountRunView(el, store, actions = {}) {
   }
 
   const unsubscribe = store.subscribe(schedule);
-  schedule();
+  // The first paint is synchronous: a view the front end renders again (an output re-displayed
+  // by display id) must not show one empty frame before its content (a flash).
+  paint();
 
   return {
     root,

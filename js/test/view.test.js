@@ -280,3 +280,21 @@ describe("following the stream", () => {
     expect(follower.following).toBe(true);
   });
 });
+
+describe("a view rendered again", () => {
+  it("paints at once and reopens what the reader unfolded", () => {
+    const store = createStore();
+    store.reset(snapshot({ status: "completed", steps: [toolStep("s1", "completed", [call(0)]), replyStep("completed")], text: "ok", msgStatus: "completed" }));
+    const ui = new Map();
+    const first = document.createElement("div");
+    document.body.append(first);
+    const v1 = mountRunView(first, store, { ...manualFrames(), ui });
+    first.querySelector(".jr-step > summary").click();
+    v1.destroy();
+    const second = document.createElement("div");
+    document.body.append(second);
+    mountRunView(second, store, { ...manualFrames(), ui }); // no frame flushed: painted already
+    expect(second.querySelector(".jr-message[data-role='assistant']").textContent).toContain("ok");
+    expect(second.querySelector(".jr-step").open).toBe(true);
+  });
+});

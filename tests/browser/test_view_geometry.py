@@ -51,7 +51,7 @@ def long_reply() -> str:
     filler = "".join(
         f"Paragraph {k}: the north region kept growing through the quarter while the others "
         f"flattened out, and the numbers above show where each one ended up in week {k}.\n\n"
-        for k in range(50))
+        for k in range(30))
     return (f"## Twelve tool calls later\n\nThe table is wide:\n\n{table}\nThe code is long:\n\n{code}\n"
             f"The full report: {url}\n\n{filler}That is all.")
 
