@@ -10,8 +10,8 @@ import { stepToolCalls } from "./fold.js";
 import { sanitize, renderMarkdown } from "./markdown.js";
 
 /** Long texts show this much until "Show more": a tool that returns a megabyte stays readable. */
-export const CLIP_CHARS = 1200;
-export const CLIP_LINES = 24;
+export const CLIP_CHARS = 800;
+export const CLIP_LINES = 12;
 /** Steps with at most this many calls open every card when the step opens. */
 const OPEN_CARDS_UP_TO = 3;
 
