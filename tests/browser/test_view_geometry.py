@@ -23,7 +23,14 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import ARTIFACTS, SAVED
-from tests.browser.test_widget_browser import COMPLETED, REPLY, SETUP, open_notebook, run_all, set_theme
+from tests.browser.test_widget_browser import (
+    COMPLETED,
+    REPLY,
+    SETUP,
+    open_notebook,
+    run_all,
+    set_theme,
+)
 
 pytestmark = pytest.mark.browser
 
