@@ -298,3 +298,14 @@ describe("a view rendered again", () => {
     expect(second.querySelector(".jr-step").open).toBe(true);
   });
 });
+
+describe("a brand-new widget", () => {
+  it("paints before the kernel has set any trait", () => {
+    const store = createStore();
+    store.reset({ seq: 0, run: null, messages: null, steps: undefined, approvals: null, records: null });
+    const el = document.createElement("div");
+    document.body.append(el);
+    expect(() => mountRunView(el, store, manualFrames())).not.toThrow();
+    expect(el.querySelector(".jr-run").dataset.status).toBe("queued");
+  });
+});

