@@ -147,7 +147,10 @@ export function createStore({ onGap = () => {} } = {}) {
       return version;
     },
     reset(snapshot) {
-      const next = Object.assign(emptyState(), copy(snapshot || {}));
+      const next = emptyState();
+      // A trait the kernel has not set yet arrives as null/undefined: keep the empty default, so
+      // a view painting a brand-new widget still finds lists where it expects lists.
+      for (const [k, v] of Object.entries(copy(snapshot || {}))) if (v !== undefined && v !== null) next[k] = v;
       state = next;
       const held = [...recent, ...pending].filter((b) => b.seq > state.seq).sort((a, b) => a.seq - b.seq);
       pending = [];

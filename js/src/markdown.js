@@ -43,6 +43,26 @@ const md = new MarkdownIt({
   },
 });
 
+// Code blocks sit in a `.jr-code` box: the <pre> inside scrolls sideways while the box holds the
+// copy button still. It is part of the rendered HTML (not added by the view) so a streamed render
+// and a one-shot render give the same DOM, and the static finished view can emit the same box.
+for (const rule of ["fence", "code_block"]) {
+  const base = md.renderer.rules[rule];
+  md.renderer.rules[rule] = (tokens, idx, opts, env, self) => `<div class="jr-code">${base(tokens, idx, opts, env, self)}</div>\n`;
+}
+
+// An image from model text would be fetched the moment it renders: a request to a URL the model
+// chose (data exfiltration through the query string). Only data: images (which markdown-it's
+// validator limits to gif/png/jpeg/webp) load; any other image becomes a link to its URL.
+const baseImage = md.renderer.rules.image;
+md.renderer.rules.image = (tokens, idx, opts, env, self) => {
+  const token = tokens[idx];
+  const src = token.attrGet("src") || "";
+  if (/^data:image\//i.test(src)) return baseImage(tokens, idx, opts, env, self);
+  const alt = self.renderInlineAsText(token.children || [], opts, env) || src;
+  return `<a class="jr-img-link" href="${escapeHtml(src)}">${escapeHtml(alt)}</a>`;
+};
+
 const purifier = DOMPurify;
 let hooked = false;
 function ensureHooks() {
@@ -53,12 +73,20 @@ function ensureHooks() {
       node.setAttribute("target", "_blank");
       node.setAttribute("rel", "noopener noreferrer");
     }
+    // Nothing that renders may fetch a remote URL (a tool's HTML display included): keep only
+    // data: sources, drop the rest; links stay, since following one takes a click.
+    for (const name of FETCHING_ATTRS) {
+      const value = node.getAttribute && node.getAttribute(name);
+      if (value !== null && value !== undefined && !(name === "src" && /^\s*data:image\//i.test(value))) node.removeAttribute(name);
+    }
   });
 }
 
+const FETCHING_ATTRS = ["src", "srcset", "poster", "background", "xlink:href", "lowsrc", "dynsrc"];
+
 const PURIFY = {
   ADD_ATTR: ["target"],
-  FORBID_TAGS: ["style", "form", "input", "button", "textarea", "select", "iframe", "object", "embed", "svg", "math"],
+  FORBID_TAGS: ["style", "form", "input", "button", "textarea", "select", "iframe", "object", "embed", "svg", "math", "video", "audio", "source", "track", "picture", "link", "meta", "base"],
   FORBID_ATTR: ["style"],
   ALLOW_DATA_ATTR: false,
 };
@@ -117,10 +145,17 @@ const defaultSchedule = (fn) =>
  * top-level blocks one by one gives the same HTML as rendering the text at once, so `finish(text)`
  * renders just the tail too. The one exception is reference-style link definitions, which reach
  * across blocks: when the text has any, finish re-renders the frozen chunks with every definition
- * known, a few per task so no task is long. `options.schedule(fn)` runs fn in a later task.
+ * known, a few per task so no task is long. `options.schedule(fn)` runs fn in a later task;
+ * `options.decorate(fragment)` adds view chrome (copy buttons) to each rendered fragment.
  */
 export function createMarkdownView(el, options = {}) {
   const schedule = options.schedule || defaultSchedule;
+  const decorate = options.decorate || null;
+  const render = (src, e) => {
+    const frag = renderFragment(src, e);
+    if (decorate) decorate(frag);
+    return frag;
+  };
   const frozen = document.createElement("div");
   frozen.className = "jr-md-frozen";
   const live = document.createElement("div");
@@ -171,9 +206,12 @@ export function createMarkdownView(el, options = {}) {
 
   function freeze(src) {
     if (!src) return;
-    const frag = renderFragment(src, env);
+    const frag = render(src, env);
     renders += 1;
-    const nodes = [...frag.childNodes];
+    adopt(src, [...frag.childNodes]);
+  }
+
+  function adopt(src, nodes) {
     chunks.push({ src, nodes, group: openGroup() });
     for (const node of nodes) {
       const g = openGroup();
@@ -196,7 +234,7 @@ export function createMarkdownView(el, options = {}) {
     if (tail === liveText) return;
     liveText = tail;
     // A copy: definitions in the open block are collected when it is frozen, in document order.
-    live.replaceChildren(renderFragment(tail, { references: { ...env.references } }));
+    live.replaceChildren(render(tail, { references: { ...env.references } }));
     renders += 1;
   }
 
@@ -222,7 +260,7 @@ export function createMarkdownView(el, options = {}) {
       const start = performance.now();
       while (queue.length && performance.now() - start < SLICE_MS) {
         const chunk = queue.shift();
-        const frag = renderFragment(chunk.src, env);
+        const frag = render(chunk.src, env);
         renders += 1;
         const nodes = [...frag.childNodes];
         const anchor = chunk.nodes[0];
@@ -245,16 +283,18 @@ export function createMarkdownView(el, options = {}) {
       setLive(tail);
     },
     finish(next) {
-      const fresh = !next.startsWith(text) || frozen.classList.contains("jr-md-done") || chunks.length === 0;
+      const fresh = !next.startsWith(text) || frozen.classList.contains("jr-md-done");
       if (fresh) reset();
+      const hadChunks = chunks.length > 0;
       absorb(next, true);
-      if (fresh) {
-        // Nothing to keep: one render of the whole text (markdown-it resolves references itself).
-        freeze(norm);
+      const tail = norm.slice(stable);
+      if (tail && tail === liveText && !refs) {
+        // The live render already is the final render of the tail: move its nodes over instead
+        // of rendering them again, so the end of a stream changes nothing on screen.
+        adopt(tail, [...live.childNodes]);
       } else {
-        // The tail's blocks are all closed now; the frozen ones are kept as they are.
-        freeze(norm.slice(stable));
-        if (refs) rerenderAll();
+        freeze(tail);
+        if (refs && hadChunks) rerenderAll();
       }
       stable = norm.length;
       live.textContent = "";

@@ -3,6 +3,8 @@
 import { TERMINAL, messageText } from "./fold.js";
 import { createMarkdownView } from "./markdown.js";
 import { createTimeline, formatSeconds, h } from "./timeline.js";
+import { copyText, decorateCode } from "./copy.js";
+import { createFollower } from "./follow.js";
 import { usageLine } from "./reasoning.js";
 
 const STATUS_LABEL = {
@@ -28,7 +30,18 @@ function createMessageView(role) {
   const who = h("div", "jr-role", role === "user" ? "You" : "Assistant");
   const body = h("div", "jr-md");
   el.append(who, body);
-  const md = createMarkdownView(body);
+  const md = createMarkdownView(body, { decorate: decorateCode });
+  let copyReply = null;
+  if (role !== "user") {
+    const actions = h("div", "jr-message-actions");
+    copyReply = h("button", "jr-button jr-copy jr-copy-reply", "Copy reply");
+    copyReply.type = "button";
+    copyReply.title = "Copy the reply as markdown";
+    copyReply.hidden = true;
+    copyReply.addEventListener("click", () => copyText(md.text, copyReply));
+    actions.append(copyReply);
+    el.append(actions);
+  }
   const caret = h("span", "jr-caret");
   caret.setAttribute("aria-hidden", "true");
   let finished = false;
@@ -45,12 +58,14 @@ function createMessageView(role) {
         finished = false;
       }
       const changed = text !== shown || el.dataset.streaming !== (streaming ? "true" : "false");
+      if (copyReply) copyReply.hidden = !text;
       shown = text;
       el.dataset.streaming = streaming ? "true" : "false";
       if (streaming) {
         // Put the caret at the end of the last text-bearing block so it sits on the last line.
         let host = md.live;
-        while (host.lastElementChild && /^(P|UL|OL|LI|H[1-6]|BLOCKQUOTE|PRE|CODE)$/.test(host.lastElementChild.tagName)) {
+        while (host.lastElementChild && /^(P|UL|OL|LI|H[1-6]|BLOCKQUOTE|PRE|CODE)$|^DIV$/.test(host.lastElementChild.tagName)
+          && (host.lastElementChild.tagName !== "DIV" || host.lastElementChild.classList.contains("jr-code"))) {
           host = host.lastElementChild;
         }
         if (caret.parentNode !== host || host.lastChild !== caret) host.append(caret);
@@ -156,7 +171,14 @@ export function mountRunView(el, store, actions = {}) {
   root.append(header, error, body);
   el.append(root);
 
-  const tl = createTimeline(timeline);
+  const follower = createFollower(root);
+  const tl = createTimeline(timeline, { onUser: () => follower.pause(), ui: actions.ui });
+  root.addEventListener("click", (ev) => {
+    const btn = ev.target.closest && ev.target.closest(".jr-copy-code");
+    if (!btn || !root.contains(btn)) return;
+    const pre = btn.closest(".jr-code")?.querySelector("pre");
+    if (pre) copyText(pre.textContent, btn);
+  });
   const messageViews = new Map();
   const approvalViews = new Map();
   let promptView = null;
@@ -190,12 +212,6 @@ export function mountRunView(el, store, actions = {}) {
     const run = state.run || {};
     const status = run.status || (state.error ? "failed" : "queued");
     const terminal = TERMINAL.has(status);
-    // Reads first, while the layout from the last frame is still clean, and the scroll write
-    // before any DOM write: setting scrollTop after them would force a synchronous layout. The
-    // newest lines reach the view one frame later (the follow-up frame scheduled below).
-    const atBottom = body.scrollHeight - body.scrollTop - body.clientHeight < 32;
-    if (atBottom && body.scrollTop + body.clientHeight < body.scrollHeight) body.scrollTop = body.scrollHeight;
-    let grew = false;
 
     root.dataset.status = status;
     setText(badgeText, STATUS_LABEL[status] || status);
@@ -256,11 +272,12 @@ export function mountRunView(el, store, actions = {}) {
         messages.append(view.el);
       }
       const streaming = !terminal && (msg.status || "in_progress") === "in_progress";
-      if (view.update(messageText(msg), streaming)) grew = true;
+      view.update(messageText(msg), streaming);
     }
 
-    if (atBottom && grew) schedule(); // follow the new text down on the next frame
-    else if (!terminal && state.run) tick();
+    // After the writes: one layout read per frame, then at most one scroll write.
+    follower.after();
+    if (!terminal && state.run) tick();
   }
 
   let ticker = null;
@@ -278,7 +295,9 @@ export function mountRunView(el, store, actions = {}) {
   }
 
   const unsubscribe = store.subscribe(schedule);
-  schedule();
+  // The first paint is synchronous: a view the front end renders again (an output re-displayed
+  // by display id) must not show one empty frame before its content (a flash).
+  paint();
 
   return {
     root,
@@ -287,6 +306,7 @@ export function mountRunView(el, store, actions = {}) {
     },
     destroy() {
       unsubscribe();
+      follower.destroy();
       if (frame !== null) caf(frame);
       if (ticker !== null) clearTimeout(ticker);
       frame = ticker = null;

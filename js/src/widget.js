@@ -16,6 +16,9 @@ export function readSnapshot(model) {
 
 export default () => {
   let store = null;
+  // What the reader unfolded, per model: outlives a view the front end throws away and renders
+  // again, so the new view opens the same steps.
+  const ui = new Map();
   return {
     initialize({ model }) {
       let syncing = false;
@@ -49,6 +52,7 @@ export default () => {
         onStop: () => model.send({ type: "stop" }),
         onApprove: (id, args) => model.send({ type: "approve", id, arguments: args }),
         onDeny: (id, reason) => model.send({ type: "deny", id, reason }),
+        ui,
       });
       const unmountContext = mountContext(el, model);
       return () => {

@@ -43,10 +43,10 @@ def test_quickstart_streams_with_an_idle_kernel_and_completes(page: Any, lab: An
     assert "Fastest growth: North" in page.locator(REPLY).inner_text()
     assert page.locator('.jr-tool-call[data-name="load_sales"]').count() == 2
     assert page.locator('.jr-tool-call[data-name="percent_change"]').count() == 2
-    assert page.locator(".jr-tool-output").first.inner_text().strip() != ""
+    assert page.locator(".jr-tool-output").first.text_content().strip() != ""  # folded: not rendered
     assert page.locator('.jr-step[data-type="tool_calls"][data-status="completed"]').count() == 2
     # The tools' prints belong to their cards, not to the cell output below the widget.
-    assert "loading north" in page.locator('.jr-tool-call[data-name="load_sales"]').first.inner_text()
+    assert "loading north" in page.locator('.jr-tool-call[data-name="load_sales"]').first.text_content()
     stray = page.evaluate("""() => [...document.querySelectorAll('.jp-OutputArea-output')]
         .filter(o => !o.querySelector('.jr-run') && o.textContent.includes('loading north')).length""")
     assert stray == 0

