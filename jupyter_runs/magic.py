@@ -21,7 +21,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import Markdown, display
-from traitlets import Bool, Int, Unicode
+from traitlets import Bool, Float, Int, Unicode
 from traitlets.config import Configurable
 
 from .errors import RunError
@@ -64,6 +64,9 @@ class RunAssistantMagics(Magics, Configurable):
     approve = Unicode("", help="Tools that need approval before they run: comma-separated names, or * for all.").tag(config=True)
     wait = Bool(False, help="Block the cell until the run ends (default: stream in the background).").tag(config=True)
     max_tool_output = Int(16384, help="Cap, in bytes, on each tool output sent to the model.").tag(config=True)
+    tool_timeout = Float(60.0, allow_none=True, help=(
+        "Seconds a tool call may run before it is cut and the model is told it timed out "
+        "(None: no limit). @jr.tool(timeout=...) overrides it per tool.")).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -208,7 +211,7 @@ class RunAssistantMagics(Magics, Configurable):
         return self._start(args, message)
 
     def _start(self, args: Any, message: str) -> Any:
-        from .tools import ToolRunner, to_tool_params
+        from .tools import Namespace, ToolRunner, to_tool_params
         from .widget import RunWidget
 
         client = self._client(args.base_url)
@@ -224,7 +227,9 @@ class RunAssistantMagics(Magics, Configurable):
         widget = RunWidget()
         widget.set_prompt(message)
         runner = ToolRunner(
-            env=self.shell.user_ns, tools=tools, approve=self._approve(args.approve),
+            # Only the --tools functions run (looked up again at call time, for redefinitions):
+            # the run's tool names come from an assistant or server the user may not control.
+            env=Namespace(self.shell.user_ns), tools=tools, timeout=self.tool_timeout, approve=self._approve(args.approve),
             # A blocked cell cannot receive clicks, so --wait asks on stdin (the runner's default).
             approver=None if wait else widget.request_approval, max_output=self.max_tool_output,
             # Streams report records through on_tool_call; polled runs only through the runner.
@@ -532,6 +537,9 @@ async def _poll_into(run: Any, widget: Any, runner: Any) -> None:
             return
         if status == "requires_action":
             outputs = await run.do_tool_calls_async(runner=runner)
+            if runner.stopped:  # Stop or an interrupt cut a tool: the run ends cancelled
+                await run._stopped_async()
+                continue
             await run.submit_tool_outputs_async(outputs)
             continue
         await asyncio.sleep(float(getattr(run._client.backend, "poll_interval", 1.0)))
