@@ -1,8 +1,9 @@
 """Python callables <-> function tools: schemas, the allowlist, validation, approval, execution.
 
 ``runs.py`` relies on ``ToolRunner.run_async`` / ``run_sync`` returning one :class:`ToolCallRecord`
-per tool call, in call order, and never raising (except KeyboardInterrupt, which the run driver
-turns into a cancel). ``to_tool_params`` turns callables and tool dicts into the API's tool dicts.
+per tool call, in call order, and never raising (``run_sync`` lets KeyboardInterrupt through,
+which the run driver turns into a cancel). After Stop or an interrupt the runner's ``stopped`` is
+set: drivers then cancel the run instead of submitting what was cut. ``to_tool_params`` turns callables and tool dicts into the API's tool dicts.
 
 Decisions where the issue is silent:
 - A call whose live function no longer has the parameter names or required set declared on the
@@ -10,8 +11,12 @@ Decisions where the issue is silent:
   shaped for the old signature may mean something else now. Differing types alone (a hand-written
   tool dict with an enum for a ``str`` parameter, say) don't block the call: arguments are
   validated against the live function, and a rejection then says the tool changed.
-- A sync tool past its timeout that could not be interrupted (not ``thread_safe``) fails the same
-  way as a cancelled async one: its late result is discarded, so "timed out" means one thing.
+- Every tool has a timeout (:data:`DEFAULT_TOOL_TIMEOUT`) and can be cut by it, by ``cancel``
+  (Stop) and by Kernel › Interrupt; how each kind of call is cut is explained in ``_cut.py``. A cut
+  call fails with an output that says why, and its late result (if it ever returns) is discarded.
+- ``run_async`` (background runs on the kernel's loop) runs a sync tool that has a timeout in a
+  worker thread: on the loop's thread it would block the kernel so that Stop could not even be
+  read. ``run_sync`` (blocking drivers) keeps sync tools on the caller's thread.
 - A tool that returns None but printed gets its printed text as the output (people write tools
   that print), otherwise ``null``.
 """
@@ -122,8 +127,8 @@ def tool(
 ) -> Any:
     """Mark a function as a tool with overrides: ``@jr.tool`` or ``@jr.tool(name=..., strict=True)``.
 
-    ``thread_safe`` lets a sync tool with a timeout run in a worker thread so the run does not wait
-    past the timeout. The function is returned unchanged apart from an attribute, so it stays an
+    ``timeout`` overrides the runner's (seconds). ``thread_safe`` is accepted for compatibility and
+    no longer changes anything: every call can be cut at its timeout now (see ``_cut.py``). The function is returned unchanged apart from an attribute, so it stays an
     ordinary function for the notebook; its schema is checked now so mistakes show at definition.
     """
     options = ToolOptions(name, description, strict, thread_safe, timeout)

@@ -131,6 +131,17 @@ def test_timeout_cuts_a_sleeping_tool_and_tells_the_model(kernel: Kernel, tmp_pa
     assert output == "error: tool 'nap' timed out after 1 s and was stopped (its thread was abandoned)"
 
 
+def test_timeout_cuts_a_tool_on_the_main_thread_of_a_waiting_cell(kernel: Kernel, tmp_path: Path) -> None:
+    script = _script(tmp_path, "nap.json", [
+        {"tool_calls": [{"name": "nap", "arguments": {}}]}, {"text": "after the nap"}])
+    kernel.ok("%config RunAssistantMagics.tool_timeout = 1.0")
+    kernel.ok(f"%%run_assistant --wait -m scripted:{script} --tools nap -o r\nnap please")
+    assert kernel.value("woke") == [] and kernel.value("r.status") == "completed"
+    [output] = _outputs(kernel)
+    assert output == "error: tool 'nap' timed out after 1 s and was stopped"
+    assert kernel.value("1 + 1") == 2
+
+
 def _widget(k: Kernel) -> str:
     """The comm id of the newest RunWidget, from its display message."""
     for msg in reversed(k.log):
@@ -156,8 +167,9 @@ def _ended(k: Kernel) -> str:
         time.sleep(0.2)
 
 
-def test_stop_cuts_a_running_tool_and_the_run_ends_cancelled(kernel: Kernel, tmp_path: Path) -> None:
-    _start_nap(kernel, tmp_path)
+@pytest.mark.parametrize("mode", ["", "--poll"])
+def test_stop_cuts_a_running_tool_and_the_run_ends_cancelled(kernel: Kernel, tmp_path: Path, mode: str) -> None:
+    _start_nap(kernel, tmp_path, mode)
     _click_stop(kernel)
     assert _ended(kernel) == "cancelled"
     _wait(kernel)
