@@ -75,7 +75,12 @@ def on_main_thread() -> bool:
 
 
 _owners: list[Callable[[], Any]] = []
-_saved: Any = None
+_saved: Any = signal.SIG_IGN
+
+
+def _restorable(handler: Any) -> Any:
+    """A handler ``signal.signal`` accepts back (``None`` means one set outside Python)."""
+    return signal.default_int_handler if handler is None else handler
 
 
 def _dispatch(signum: int, frame: Any) -> None:
@@ -94,7 +99,9 @@ def sigint_calls(callback: Callable[[], Any]) -> Iterator[None]:
         yield
         return
     if not _owners:
-        _saved = signal.signal(signal.SIGINT, _dispatch)
+        previous = signal.signal(signal.SIGINT, _dispatch)
+        if previous is not _dispatch:  # ipykernel may have put ours back after a cell
+            _saved = _restorable(previous)
     _owners.append(callback)
     try:
         yield
@@ -151,7 +158,7 @@ def cuttable_here(timeout: float | None, register: Callable[[Cut], Callable[[], 
                 raise KeyboardInterrupt
             raise _BY_REASON[cut.reason]()
 
-        previous = signal.signal(signal.SIGINT, handler)
+        previous = _restorable(signal.signal(signal.SIGINT, handler))
     unregister = register(cut)
     timer = None
     if timeout is not None:

@@ -152,3 +152,27 @@ def test_cancelling_a_run_whose_process_died_answers_what_it_is_now(
     finally:
         if server.proc and server.proc.poll() is None:
             server.stop()
+
+
+def test_tool_outputs_submitted_while_the_lock_is_held_are_kept(
+        client: jr.Client, store_path: Path, script: Callable[..., str]) -> None:
+    model = script([{"tool_calls": [{"name": "lookup", "arguments": {}}]}, {"text": "done"}])
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    asst = client.assistants.create(model=model, tools=[tool])
+    thread = client.threads.create()
+    run = client.runs.create(thread.id, assistant_id=asst.id)
+    wait_for(lambda: _status(client, thread.id, run.id) == "requires_action", what="requires_action")
+    [call] = client.runs.retrieve(thread.id, run.id).required_action.submit_tool_outputs.tool_calls
+    # Held past the old 5 s busy_timeout: the submit must wait for the lock, not fail.
+    holder = LockHolder(store_path).start()
+    threading.Timer(6.0, holder.release).start()
+    try:
+        client.runs.submit_tool_outputs(thread.id, run.id, tool_outputs=[
+            {"tool_call_id": call.id, "output": "42"}])
+    finally:
+        holder.release()
+    final = wait_for(lambda: (s := _status(client, thread.id, run.id)) in TERMINAL_STATUSES and s,
+                     what="the run to end")
+    assert final == "completed"
+    steps = client.steps.list(thread.id, run.id, order="asc").to_list()
+    assert steps[0].step_details.tool_calls[0].function.output == "42"
