@@ -54,8 +54,11 @@ class Kernel:
             mine.append(msg)
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 break
-        reply = self.kc.get_shell_msg(timeout=timeout)
-        return reply["content"], mine
+        # Skip stray replies (start_new_kernel can leave an extra kernel_info_reply queued).
+        while True:
+            reply = self.kc.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply["content"], mine
 
     def ok(self, code: str) -> list[dict[str, Any]]:
         content, msgs = self.execute(code)
