@@ -447,6 +447,7 @@ class RunAssistantMagics(Magics, Configurable):
             ("approve", self.approve or "none"),
             ("wait", str(self.wait)),
             ("max_tool_output", str(self.max_tool_output)),
+            ("tool_timeout", "none" if self.tool_timeout is None else f"{self.tool_timeout:g} s"),
         ]
         lines = ["| setting | value |", "| --- | --- |"] + [f"| {k} | {_md(v)} |" for k, v in rows]
         display(Markdown("\n".join(lines)))
