@@ -190,3 +190,18 @@ def test_kernel_interrupt_reaches_a_tool_of_a_background_run(kernel: Kernel, tmp
     kernel.drain(0.5)
     assert "interrupted" in kernel.updates()[-1]  # the reason, on the tool's card
     assert kernel.value("1 + 1") == 2  # and the kernel is fine
+    # Kernel › Interrupt still stops an ordinary cell afterwards (no handler of ours left behind).
+    msg_id = kernel.kc.execute("import time\nfor _ in range(600): time.sleep(0.1)")
+    wait_busy = time.monotonic() + 30
+    while time.monotonic() < wait_busy:
+        msg = kernel.kc.get_iopub_msg(timeout=10)
+        if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
+                and msg["content"]["execution_state"] == "busy"):
+            break
+    time.sleep(0.5)  # inside the loop (ordering only)
+    kernel.km.interrupt_kernel()
+    while True:
+        reply = kernel.kc.get_shell_msg(timeout=30)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            break
+    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
