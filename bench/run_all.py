@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import Row, machine, table
 
-BENCHES = ("events", "transport", "render", "engine", "tools", "scale")
+BENCHES = ("events", "transport", "render", "engine", "tools", "scale", "store_lock")
 
 
 def main() -> int:

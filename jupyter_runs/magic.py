@@ -119,6 +119,9 @@ class RunAssistantMagics(Magics, Configurable):
             return check_prices(proposal["value"])
         except ValueError as exc:
             raise TraitError(str(exc)) from None
+    tool_timeout = Float(60.0, allow_none=True, help=(
+        "Seconds a tool call may run before it is cut and the model is told it timed out "
+        "(None: no limit). @jr.tool(timeout=...) overrides it per tool.")).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -360,7 +363,7 @@ class RunAssistantMagics(Magics, Configurable):
         return self._start(args, message)
 
     def _start(self, args: Any, message: str) -> Any:
-        from .tools import ToolRunner, to_tool_params
+        from .tools import Namespace, ToolRunner, to_tool_params
         from .widget import RunWidget
 
         client = self._client(args.base_url)
@@ -383,7 +386,9 @@ class RunAssistantMagics(Magics, Configurable):
         if attachments:
             widget.context = [a.to_dict() for a in attachments]
         runner = ToolRunner(
-            env=self.shell.user_ns, tools=tools, approve=self._approve(args.approve),
+            # Only the --tools functions run (looked up again at call time, for redefinitions):
+            # the run's tool names come from an assistant or server the user may not control.
+            env=Namespace(self.shell.user_ns), tools=tools, timeout=self.tool_timeout, approve=self._approve(args.approve),
             # A blocked cell cannot receive clicks, so --wait asks on stdin (the runner's default).
             approver=None if wait else widget.request_approval, max_output=self.max_tool_output,
             # Streams report records through on_tool_call; polled runs only through the runner.
@@ -743,6 +748,7 @@ class RunAssistantMagics(Magics, Configurable):
             ("approve", self.approve or "none"),
             ("wait", str(self.wait)),
             ("max_tool_output", str(self.max_tool_output)),
+            ("tool_timeout", "none" if self.tool_timeout is None else f"{self.tool_timeout:g} s"),
         ]
         lines = ["| setting | value |", "| --- | --- |"] + [f"| {k} | {_md(v)} |" for k, v in rows]
         display(Markdown("\n".join(lines)))
@@ -902,6 +908,9 @@ async def _poll_into(run: Any, widget: Any, runner: Any) -> None:
             return
         if status == "requires_action":
             outputs = await run.do_tool_calls_async(runner=runner)
+            if runner.stopped:  # Stop or an interrupt cut a tool: the run ends cancelled
+                await run._stopped_async()
+                continue
             await run.submit_tool_outputs_async(outputs)
             continue
         await asyncio.sleep(float(getattr(run._client.backend, "poll_interval", 1.0)))

@@ -15,13 +15,14 @@ import inspect
 import sys
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _portal
 from .errors import RunError, RunTimeoutError, StreamError
 from .events import RunState, fold
-from .tools import ToolCallRecord, ToolRunner
+from .tools import Namespace, ToolCallRecord, ToolRunner
 from .wire import TERMINAL_STATUSES, Assistant, Event, RunStep, Thread, wrap
 from .wire import Run as RunObject
 
@@ -41,7 +42,8 @@ def _id(obj: Any) -> str | None:
 
 def default_env(depth: int = 1) -> Mapping[str, Any]:
     """The namespace tool calls resolve in: IPython's user namespace inside IPython, else the
-    globals of the frame ``depth`` levels above the caller."""
+    globals of the frame ``depth`` levels above the caller. Wrapped in a :class:`Namespace`: a
+    default namespace exposes no tool by itself (only ``tools=[f]`` or an explicit ``env`` do)."""
     try:
         from IPython import get_ipython
 
@@ -49,8 +51,8 @@ def default_env(depth: int = 1) -> Mapping[str, Any]:
     except ImportError:  # pragma: no cover - IPython is a dependency of ipywidgets
         shell = None
     if shell is not None:
-        return shell.user_ns
-    return sys._getframe(depth + 1).f_globals
+        return Namespace(shell.user_ns)
+    return Namespace(sys._getframe(depth + 1).f_globals)
 
 
 class Run:
@@ -110,9 +112,26 @@ class Run:
         return {"thread_id": self.data["thread_id"], "run_id": self.data["id"]}
 
     def _runner(self, env: Mapping[str, Any] | None, runner: ToolRunner | None) -> ToolRunner:
-        if runner is not None:
-            return runner
-        return ToolRunner(env=env, tools=self._client._callables.values())
+        if runner is None:
+            runner = ToolRunner(env=env, tools=self._client._callables.values())
+        # Remembered so cancelling the run also cuts a tool it is running (Stop during a tool).
+        self.__dict__.setdefault("_tool_runners", weakref.WeakSet()).add(runner)
+        return runner
+
+    def _cut_tools(self) -> None:
+        for runner in list(self.__dict__.get("_tool_runners", ())):
+            runner.cancel("stopped")
+
+    async def _stopped_async(self) -> None:
+        """Tools were cut by Stop or an interrupt: cancel the run (never submit what was cut),
+        then take its stored end state, so the run always ends ``cancelled``."""
+        await self._cancel_quietly()
+        self._set(await self._client.runs._call("retrieve_run", self._params()))
+        for _ in range(200):  # a cancel unwinds on the engine's loop; it ends within a few polls
+            if self.data["status"] in TERMINAL_STATUSES:
+                return
+            await asyncio.sleep(0.05)
+            self._set(await self._client.runs._call("retrieve_run", self._params()))
 
     # -- retrieve / modify / cancel ----------------------------------------------------------
     async def retrieve_async(self) -> Run:
@@ -136,6 +155,7 @@ class Run:
         return _portal.call(lambda: self.modify_async(**params))
 
     async def cancel_async(self) -> Run:
+        self._cut_tools()
         self._set(await self._client.runs._call("cancel_run", self._params()))
         return self
 
@@ -254,6 +274,9 @@ class Run:
                 if self.data["status"] != "requires_action":
                     return self._finish()
                 records = runner.run_sync(self.data, self._pending_calls())
+                if runner.stopped:
+                    _portal.call(self._stopped_async)
+                    return self._finish()
                 outputs = [r.to_output() for r in records]
                 _portal.call(lambda outputs=outputs: self.submit_tool_outputs_async(outputs))
         except KeyboardInterrupt:
@@ -277,6 +300,9 @@ class Run:
             if self.data["status"] != "requires_action":
                 return self._finish()
             records = await runner.run_async(self.data, self._pending_calls())
+            if runner.stopped:
+                await self._stopped_async()
+                return self._finish()
             await self.submit_tool_outputs_async([r.to_output() for r in records])
 
     def _cancel_quietly_sync(self) -> None:
@@ -443,10 +469,19 @@ class RunStream(Run):
         if status in TERMINAL_STATUSES:
             self._handle(Event(f"thread.run.{status}", dict(self.data)), handlers)
 
-    def _continuation(self, records: list[ToolCallRecord], handlers: Mapping[str, Callback | None]) -> None:
+    def _report(self, records: list[ToolCallRecord], handlers: Mapping[str, Callback | None]) -> None:
         if handlers.get("on_tool_call"):
             for record in records:
                 self._call(handlers["on_tool_call"], record)
+
+    def _ended(self, handlers: Mapping[str, Callback | None]) -> None:
+        """Hand the run's stored end (after a cut) to the handlers as the stream would have."""
+        status = self.data["status"]
+        self._handle(Event(f"thread.run.{status}", dict(self.data)), handlers)
+        self._handle(Event("done", "[DONE]"), handlers)
+
+    def _continuation(self, records: list[ToolCallRecord], handlers: Mapping[str, Callback | None]) -> None:
+        self._report(records, handlers)
         params, backend = self._params(), self._client.backend
         body = {"tool_outputs": [r.to_output() for r in records], "stream": True}
         self._opener = lambda: backend.stream("submit_tool_outputs", params, body=body)
@@ -491,6 +526,12 @@ class RunStream(Run):
                     await events.aclose()
                 if self.data.get("status") == "requires_action":
                     records = await runner.run_async(self.data, self._pending_calls())
+                    if runner.stopped:
+                        self._report(records, handlers)
+                        await self._stopped_async()
+                        self._ended(handlers)
+                        await self._drain()
+                        break
                     if self._stopped_meanwhile():
                         self._report_end(records, await self._follow_cancel(), handlers)
                         await self._drain()
@@ -534,6 +575,11 @@ class RunStream(Run):
                     events.close()
                 if self.data.get("status") == "requires_action":
                     records = runner.run_sync(self.data, self._pending_calls())
+                    if runner.stopped:
+                        self._report(records, handlers)
+                        _portal.call(self._stopped_async)
+                        self._ended(handlers)
+                        break
                     if self._stopped_meanwhile():
                         self._report_end(records, _portal.call(self._follow_cancel), handlers)
                         break

@@ -1,8 +1,9 @@
 """Python callables <-> function tools: schemas, the allowlist, validation, approval, execution.
 
 ``runs.py`` relies on ``ToolRunner.run_async`` / ``run_sync`` returning one :class:`ToolCallRecord`
-per tool call, in call order, and never raising (except KeyboardInterrupt, which the run driver
-turns into a cancel). ``to_tool_params`` turns callables and tool dicts into the API's tool dicts.
+per tool call, in call order, and never raising (``run_sync`` lets KeyboardInterrupt through,
+which the run driver turns into a cancel). After Stop or an interrupt the runner's ``stopped`` is
+set: drivers then cancel the run instead of submitting what was cut. ``to_tool_params`` turns callables and tool dicts into the API's tool dicts.
 
 Decisions where the issue is silent:
 - A call whose live function no longer has the parameter names or required set declared on the
@@ -10,8 +11,12 @@ Decisions where the issue is silent:
   shaped for the old signature may mean something else now. Differing types alone (a hand-written
   tool dict with an enum for a ``str`` parameter, say) don't block the call: arguments are
   validated against the live function, and a rejection then says the tool changed.
-- A sync tool past its timeout that could not be interrupted (not ``thread_safe``) fails the same
-  way as a cancelled async one: its late result is discarded, so "timed out" means one thing.
+- Every tool has a timeout (:data:`DEFAULT_TOOL_TIMEOUT`) and can be cut by it, by ``cancel``
+  (Stop) and by Kernel › Interrupt; how each kind of call is cut is explained in ``_cut.py``. A cut
+  call fails with an output that says why, and its late result (if it ever returns) is discarded.
+- ``run_async`` (background runs on the kernel's loop) runs a sync tool that has a timeout in a
+  worker thread: on the loop's thread it would block the kernel so that Stop could not even be
+  read. ``run_sync`` (blocking drivers) keeps sync tools on the caller's thread.
 - A tool that returns None but printed gets its printed text as the output (people write tools
   that print), otherwise ``null``.
 """
@@ -31,15 +36,44 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import _capture
+from . import _capture, _cut
 from ._approval import ApprovalDecision, ApprovalRequest, ask_on_stdin, decision_of
 from ._encode import cap, encode
 from ._schema import ToolSpec, allows_none, build_spec, callable_name
 from ._validate import check_object, convert
 from .errors import ToolError
 
-__all__ = ["ApprovalDecision", "ApprovalRequest", "ToolCallRecord", "ToolRunner", "tool",
-           "tool_param", "tool_spec", "to_tool_params"]
+__all__ = ["ApprovalDecision", "ApprovalRequest", "DEFAULT_TOOL_TIMEOUT", "Namespace", "ToolCallRecord",
+           "ToolRunner", "tool", "tool_param", "tool_spec", "to_tool_params"]
+
+#: Seconds a tool may run before it is cut and the model is told it timed out. A default, because a
+#: hung tool otherwise holds its run (and, for sync tools, the kernel) forever.
+DEFAULT_TOOL_TIMEOUT = 60.0
+
+
+class Namespace(Mapping[str, Any]):
+    """A namespace that exposes nothing by itself: the user namespace a runner looks the *exposed*
+    tools up in at call time, so a redefined function takes effect.
+
+    A plain mapping handed to ``wait(env=...)`` is the user's explicit choice and exposes every
+    callable in it. The default namespace (IPython's ``user_ns``) is not: a server (or an assistant
+    stored by someone else) declares tool names, and a name found in the notebook because a server
+    declared it must never be enough to run it (``from shutil import rmtree`` is in scope).
+    """
+
+    __slots__ = ("ns",)
+
+    def __init__(self, ns: Mapping[str, Any]) -> None:
+        self.ns = ns.ns if isinstance(ns, Namespace) else ns
+
+    def __getitem__(self, key: str) -> Any:
+        return self.ns[key]
+
+    def __iter__(self) -> Any:
+        return iter(self.ns)
+
+    def __len__(self) -> int:
+        return len(self.ns)
 
 
 @dataclass
@@ -93,8 +127,8 @@ def tool(
 ) -> Any:
     """Mark a function as a tool with overrides: ``@jr.tool`` or ``@jr.tool(name=..., strict=True)``.
 
-    ``thread_safe`` lets a sync tool with a timeout run in a worker thread so the run does not wait
-    past the timeout. The function is returned unchanged apart from an attribute, so it stays an
+    ``timeout`` overrides the runner's (seconds). ``thread_safe`` is accepted for compatibility and
+    no longer changes anything: every call can be cut at its timeout now (see ``_cut.py``). The function is returned unchanged apart from an attribute, so it stays an
     ordinary function for the notebook; its schema is checked now so mistakes show at definition.
     """
     options = ToolOptions(name, description, strict, thread_safe, timeout)
@@ -233,9 +267,12 @@ class _Refused(Exception):
 class ToolRunner:
     """Executes the tool calls of one ``requires_action`` against the callables the user exposed.
 
-    A call runs only if its name is a function tool declared on the run AND resolves to an
-    exposable callable: first ``env[name]`` (looked up at call time, so a redefined function takes
-    effect), else the function passed in ``tools=`` under that tool name.
+    A call runs only if its name is a function tool declared on the run AND the user exposed a
+    callable under that name for this run: the functions passed in ``tools=``, or any callable of
+    an explicit ``env`` mapping. A :class:`Namespace` ``env`` exposes nothing itself; it is only
+    where an exposed tool's current definition is looked up (so a redefined function takes effect).
+    ``timeout`` (seconds, ``None`` for none) cuts a tool that runs too long; ``@tool(timeout=)``
+    overrides it per tool.
     """
 
     def __init__(
@@ -245,7 +282,7 @@ class ToolRunner:
         *,
         approve: Any = None,
         approver: Callable[[ApprovalRequest], Any] | None = None,
-        timeout: float | None = None,
+        timeout: float | None = DEFAULT_TOOL_TIMEOUT,
         max_output: int | None = 16384,
         traceback: bool = False,
         on_record: Callable[[ToolCallRecord], Any] | None = None,
@@ -259,6 +296,28 @@ class ToolRunner:
         self.traceback = traceback
         self.on_record = on_record
         self._changed: dict[str, bool] = {}  # tool name -> live types differ from the declared ones
+        #: Why this runner was stopped ("stopped", "interrupted"), or None. A stopped runner runs no
+        #: more calls; drivers cancel the run instead of submitting its outputs.
+        self.stopped: str | None = None
+        self._cuts: set[Callable[[str], None]] = set()
+        self._cuts_lock = threading.Lock()
+
+    def cancel(self, reason: str = "stopped") -> None:
+        """Cut every tool call running now and run no more (any thread; what Stop does)."""
+        with self._cuts_lock:
+            self.stopped = self.stopped or reason
+            cuts = list(self._cuts)
+        for cut in cuts:
+            cut(reason)
+
+    def _register_cut(self, cut: Callable[[str], None] | _cut.Cut) -> Callable[[], None]:
+        fn = cut.cut if isinstance(cut, _cut.Cut) else cut
+        with self._cuts_lock:
+            self._cuts.add(fn)
+            stopped = self.stopped
+        if stopped:
+            fn(stopped)
+        return lambda: self._cuts.discard(fn)
 
     # ---- resolution and checks (no user code runs here except approval hooks)
 
@@ -270,18 +329,10 @@ class ToolRunner:
             raise _Refused(f"error: unknown tool {name!r}; the available tools are: {known}")
         if name.startswith("_"):
             raise _Refused(f"error: tool {name!r} is not available (private names are never callable)")
-        explicit = self.tools.get(name)
-        # The namespace is looked up first so a redefined function takes effect; a partial or a
-        # bound method is never redefined under its name (the name is its function's), so the
-        # object passed in tools= is the one to call.
-        fn = explicit if explicit is not None and not inspect.isfunction(explicit) else None
-        if fn is None:
-            fn = self.env.get(name) if isinstance(self.env, Mapping) else None
-        if not is_exposable(fn):
-            fn = explicit
+        fn = self._exposed(name)
         if not is_exposable(fn):
             raise _Refused(f"error: tool {name!r} is not available: the user has not exposed a "
-                           "function by that name")
+                           "function by that name for this run, so it was not run")
         declaration = declared[name]
         try:
             spec = tool_spec(fn, strict=bool(declaration.get("strict")))
@@ -294,6 +345,22 @@ class ToolRunner:
                            f"{_now(spec)}")
         self._changed[name] = _shape(before) != _shape(spec.parameters)
         return fn, spec
+
+    def _exposed(self, name: str) -> Any:
+        """The callable the user exposed under ``name``, or None."""
+        given = self.tools.get(name)
+        # A partial or a bound method is never redefined under its name (the name is its
+        # function's), so the object passed in tools= is the one to call; a plain function is
+        # looked up again so a redefinition takes effect.
+        if given is not None and not inspect.isfunction(given):
+            return given
+        if isinstance(self.env, Namespace):
+            if given is None:
+                return None
+            current = self.env.get(getattr(given, "__name__", None) or "")
+            return current if is_exposable(current) and _tool_name(current) == name else given
+        fn = self.env.get(name) if isinstance(self.env, Mapping) else None
+        return fn if is_exposable(fn) else given
 
     def _arguments(self, spec: ToolSpec, arguments: Any) -> dict[str, Any]:
         """Validated, coerced keyword arguments; _Refused with every problem otherwise."""
@@ -345,6 +412,9 @@ class ToolRunner:
         return parsed
 
     def _prepare(self, run: Mapping[str, Any], rec: ToolCallRecord) -> tuple[Callable[..., Any], ToolSpec, dict[str, Any]]:
+        if self.stopped:
+            raise _Refused(f"error: tool {rec.name!r} was not run: {_cut.REASONS[self.stopped].split(': ', 1)[-1]}"
+                           if self.stopped in _cut.REASONS else f"error: tool {rec.name!r} was not run")
         fn, spec = self._resolve(run, rec.name)
         arguments = self._parse(rec)
         return fn, spec, self._arguments(spec, arguments)
@@ -384,6 +454,14 @@ class ToolRunner:
         rec.status = "failed"
         rec.error = f"TimeoutError: {rec.name} {how}"
         rec.output = f"error: tool {rec.name!r} {how}"
+
+    def _was_cut(self, rec: ToolCallRecord, reason: str, timeout: float | None, how: str) -> None:
+        if reason == "timeout":
+            self._timed_out(rec, f"timed out after {timeout:g} s and was {how}")
+            return
+        rec.status = "failed"
+        rec.error = f"{'KeyboardInterrupt' if reason == 'interrupted' else 'Stopped'}: {rec.name} {_cut.REASONS[reason]}"
+        rec.output = f"error: tool {rec.name!r} {_cut.REASONS[reason]}"
 
     def _finish(self, rec: ToolCallRecord, sink: _capture.Sink | None = None) -> ToolCallRecord:
         if sink is not None:
@@ -470,27 +548,18 @@ class ToolRunner:
         return _portal.call(lambda: _awaited(factory))
 
     def _execute_sync(self, p: _Prepared) -> None:
+        """On this thread, cuttable by its timeout, ``cancel`` and (main thread) Ctrl-C: see _cut."""
         rec, sink = p.record, _capture.Sink()
         with _capture.capture(sink):
-            started = time.monotonic()
             try:
-                if p.thread_safe and p.timeout is not None:
-                    done, result = _call_in_thread(p.fn, p.kwargs, p.timeout)
-                    if not done:
-                        self._timed_out(rec, f"timed out after {p.timeout:g} s (it keeps "
-                                        "running in its thread; its result will be discarded)")
-                        self._finish(rec, sink)
-                        return
-                else:
+                with _cut.cuttable_here(p.timeout, self._register_cut):
                     result = p.fn(**p.kwargs)
-                elapsed = time.monotonic() - started
-                if p.timeout is not None and elapsed > p.timeout:
-                    self._timed_out(rec, f"ran {elapsed:.2f} s, past its {p.timeout:g} s "
-                                    "timeout; its result was discarded")
-                else:
-                    self._encode_result(rec, result, sink)
+            except _cut.ToolCut as cut:
+                self._was_cut(rec, cut.reason, p.timeout, "stopped")
             except (Exception, SystemExit) as exc:
                 self._fail(rec, exc)
+            else:
+                self._encode_result(rec, result, sink)
         self._finish(rec, sink)
 
     # ---- async
@@ -504,13 +573,18 @@ class ToolRunner:
                 raise KeyboardInterrupt from None
 
     async def _one_async(self, run: Mapping[str, Any], call: Mapping[str, Any]) -> ToolCallRecord:
-        try:
-            return await self._one_async_inner(run, call)
-        except KeyboardInterrupt as exc:
-            raise _Interrupted from exc
-
-    async def _one_async_inner(self, run: Mapping[str, Any], call: Mapping[str, Any]) -> ToolCallRecord:
         rec = self._start(call)
+        try:
+            return await self._one_async_inner(run, call, rec)
+        except KeyboardInterrupt:
+            # Never raised out of a task on a running loop (it would stop the loop, the kernel's
+            # included): the runner is stopped instead and the driver cancels the run.
+            self._was_cut(rec, "interrupted", None, "")
+            self.cancel("interrupted")
+            return self._finish(rec)
+
+    async def _one_async_inner(self, run: Mapping[str, Any], call: Mapping[str, Any],
+                               rec: ToolCallRecord) -> ToolCallRecord:
         try:
             fn, spec, kwargs = self._prepare(run, rec)
             if self._needs_approval(rec.name, kwargs_json(rec)):
@@ -531,27 +605,76 @@ class ToolRunner:
             return self._finish(rec)
         prepared = self._ready(rec, fn, kwargs)
         if prepared.is_async:
-            await self._execute_async(prepared)
-        elif prepared.thread_safe and prepared.timeout is not None:
+            await self._execute_async_inner(prepared)
+        elif prepared.timeout is not None:
+            # In a worker thread, so the loop (the kernel's) stays free: a Stop click is read,
+            # the widget updates, and the call can be cut (see _cut).
             await self._execute_thread(prepared)
-        else:  # on the loop's thread: user code is rarely thread-safe
+        else:  # no limit asked for: on the loop's thread, where user code expects to run
             self._execute_sync(prepared)
         return rec
 
     async def _execute_thread(self, p: _Prepared) -> None:
         rec, sink = p.record, _capture.Sink()
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[tuple[str, Any]] = loop.create_future()
+
+        def settle(value: tuple[str, Any]) -> None:
+            if not outcome.done():
+                outcome.set_result(value)
+
+        def report(value: tuple[str, Any]) -> None:
+            try:
+                loop.call_soon_threadsafe(settle, value)
+            except RuntimeError:  # the loop is gone; nobody waits for this call any more
+                pass
+
+        cut = _cut.Cut(0, by_signal=False)
         with _capture.capture(sink):
             ctx = contextvars.copy_context()
-            future = asyncio.get_running_loop().run_in_executor(None, lambda: ctx.run(p.fn, **p.kwargs))
+
+            def target() -> None:
+                try:
+                    try:
+                        value: tuple[str, Any] = ("ok", ctx.run(p.fn, **p.kwargs))
+                    except _cut.ToolCut as exc:
+                        value = ("cut", exc.reason)
+                    except BaseException as exc:
+                        value = ("error", exc)
+                    cut.finish()
+                    report(value)
+                except _cut.ToolCut:  # a cut that landed just as the tool returned
+                    report(("cut", cut.reason or "stopped"))
+
+            def stop(reason: str) -> None:  # any thread
+                cut.cut(reason)
+                report(("cut", reason))
+
+            thread = threading.Thread(target=target, daemon=True,
+                                      name=f"jupyter-runs-tool-{getattr(p.fn, '__name__', 'tool')}")
+            thread.start()
+            cut.ident = thread.ident or 0
+            unregister = self._register_cut(stop)
+            timer = loop.call_later(p.timeout, stop, "timeout") if p.timeout is not None else None
             try:
-                result = await asyncio.wait_for(asyncio.shield(future), p.timeout)
-            except asyncio.TimeoutError:
-                self._timed_out(rec, f"timed out after {p.timeout:g} s (it keeps running "
-                                "in its thread; its result will be discarded)")
-            except (Exception, SystemExit) as exc:
-                self._fail(rec, exc)
+                with _cut.sigint_calls(lambda: self.cancel("interrupted")):
+                    kind, value = await outcome
+            except asyncio.CancelledError:
+                cut.cut("stopped")
+                raise
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                unregister()
+        if kind == "cut":
+            self._was_cut(rec, value, p.timeout, "stopped (its thread was abandoned)")
+        elif kind == "error":
+            if isinstance(value, (Exception, SystemExit)):
+                self._fail(rec, value)
             else:
-                self._encode_result(rec, result, sink)
+                self._was_cut(rec, "interrupted", None, "")
+        else:
+            self._encode_result(rec, value, sink)
         self._finish(rec, sink)
 
     async def _execute_async(self, p: _Prepared) -> None:
@@ -562,14 +685,39 @@ class ToolRunner:
 
     async def _execute_async_inner(self, p: _Prepared) -> None:
         rec, sink = p.record, _capture.Sink()
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        reasons: list[str] = []
+        running = [True]
+
+        def cancel_here(reason: str) -> None:  # on the loop
+            if running[0] and not reasons and task is not None:
+                reasons.append(reason)
+                task.cancel()
+
+        def stop(reason: str) -> None:  # any thread
+            try:
+                loop.call_soon_threadsafe(cancel_here, reason)
+            except RuntimeError:
+                pass
+
+        # Not asyncio.wait_for: it runs the coroutine in a new task, and a KeyboardInterrupt
+        # escaping a task stops the loop.
+        timer = loop.call_later(p.timeout, cancel_here, "timeout") if p.timeout is not None else None
+        unregister = self._register_cut(stop)
         with _capture.capture(sink):
             try:
-                result = await asyncio.wait_for(p.fn(**p.kwargs), p.timeout)
-            except asyncio.TimeoutError as exc:
-                if p.timeout is None:  # the tool's own TimeoutError, not ours
-                    self._fail(rec, exc)
-                else:
-                    self._timed_out(rec, f"timed out after {p.timeout:g} s and was cancelled")
+                try:
+                    result = await p.fn(**p.kwargs)
+                finally:
+                    running[0] = False
+                    if timer is not None:
+                        timer.cancel()
+                    unregister()
+            except asyncio.CancelledError:
+                if not reasons:
+                    raise
+                self._was_cut(rec, reasons[0], p.timeout, "cancelled")
             except (Exception, SystemExit) as exc:
                 self._fail(rec, exc)
             else:
@@ -584,26 +732,3 @@ def kwargs_json(rec: ToolCallRecord) -> dict[str, Any]:
 
 async def _awaited(factory: Callable[[], Awaitable[Any]]) -> Any:
     return await factory()
-
-
-def _call_in_thread(fn: Callable[..., Any], kwargs: dict[str, Any], timeout: float) -> tuple[bool, Any]:
-    """Run ``fn`` in a daemon thread (with this context, so its prints are captured); give up
-    waiting after ``timeout``. The thread can't be killed, only abandoned."""
-    ctx = contextvars.copy_context()
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = ctx.run(fn, **kwargs)
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name=f"jupyter-runs-tool-{getattr(fn, '__name__', 'tool')}",
-                              daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        return False, None
-    if "error" in box:
-        raise box["error"]
-    return True, box.get("result")

@@ -44,7 +44,7 @@ def has_browser() -> bool:
 
 @pytest.mark.parametrize(("script", "figures"), [
     ("events.py", 2), ("transport.py", 4), ("engine.py", 8), ("tools.py", 2), ("render.py", 2),
-    ("scale.py", 5)])
+    ("scale.py", 5), ("store_lock.py", 2)])
 def test_bench_script_prints_rows_with_ratios(script: str, figures: int) -> None:
     if script == "render.py" and not has_browser():
         message = "needs /usr/bin/chromium (apt-get install chromium) and the built widget bundle"

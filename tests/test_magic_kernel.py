@@ -54,7 +54,8 @@ class Kernel:
             mine.append(msg)
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 break
-        while True:  # this cell's reply (a reply left by an earlier, timed-out wait is skipped)
+        # Skip stray replies (start_new_kernel can leave an extra kernel_info_reply queued).
+        while True:
             reply = self.kc.get_shell_msg(timeout=timeout)
             if reply["parent_header"].get("msg_id") == msg_id:
                 return reply["content"], mine

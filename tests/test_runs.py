@@ -13,6 +13,7 @@ import jupyter_runs as jr
 from jupyter_runs.events import RunState, fold, message_text
 from jupyter_runs.history import run_events
 from jupyter_runs.runs import default_env
+from jupyter_runs.tools import Namespace
 from jupyter_runs.wire import Run as RunObject
 
 
@@ -168,8 +169,10 @@ async def test_sync_client_works_inside_a_running_event_loop(tmp_path: Path) -> 
     assert stream.event_data["messages"][-1].text == "from a cell"
 
 
-def test_default_env_outside_ipython_is_the_callers_globals() -> None:
-    assert default_env(0) is globals()
+def test_default_env_outside_ipython_is_the_callers_globals_exposing_nothing() -> None:
+    env = default_env(0)
+    assert env.ns is globals()  # where exposed tools are looked up again (redefinitions)
+    assert isinstance(env, Namespace)  # but a name in it is never enough to run it
 
 
 def test_replayed_history_rebuilds_the_streamed_run(client: jr.Client, tmp_path: Path) -> None:

@@ -10,8 +10,10 @@ import enum
 import io
 import json
 import os
+import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any, Literal, TypedDict
 
@@ -23,6 +25,7 @@ from jupyter_runs._encode import cap, encode
 from jupyter_runs.tools import (
     ApprovalDecision,
     ApprovalRequest,
+    Namespace,
     ToolCallRecord,
     ToolRunner,
     tool_param,
@@ -254,13 +257,77 @@ async def test_async_tool_past_its_timeout_is_cancelled():
     assert cancelled == [True]
 
 
-def test_sync_tool_past_its_timeout_is_reported_after_it_returns():
+def test_sync_tool_past_its_timeout_is_cut_on_the_main_thread():
+    finished = []
+
     def busy() -> str:
-        threading.Event().wait(0.05)
+        time.sleep(20)
+        finished.append(True)
         return "late value"
 
-    rec = one(ToolRunner(tools=[busy], timeout=0.01), run_for(busy), "busy")
-    assert rec.status == "failed" and "past its 0.01 s timeout" in rec.output and "late value" not in rec.output
+    rec = one(ToolRunner(tools=[busy], timeout=0.2), run_for(busy), "busy")
+    assert rec.status == "failed" and "timed out after 0.2 s" in rec.output and "late value" not in rec.output
+    assert finished == []  # cut inside the sleep, not after it
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_sync_tool_is_cut_when_the_runner_is_cancelled_from_another_thread():
+    def busy() -> str:
+        time.sleep(20)
+        return "late value"
+
+    runner = ToolRunner(tools=[busy], timeout=None)
+    threading.Timer(0.2, runner.cancel).start()
+    rec = one(runner, run_for(busy), "busy")
+    assert rec.status == "failed" and "stopped" in rec.output and runner.stopped == "stopped"
+    # A stopped runner runs nothing more.
+    again = one(runner, run_for(busy), "busy")
+    assert again.status == "failed" and "was not run" in again.output
+
+
+async def test_sync_tool_in_run_async_runs_in_a_worker_and_is_cut_by_its_timeout():
+    ticks = []
+    where = []
+
+    def busy() -> str:
+        where.append(threading.current_thread() is threading.main_thread())
+        time.sleep(20)
+        return "late"
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(1)
+            await asyncio.sleep(0.01)
+
+    task = asyncio.ensure_future(ticker())
+    try:
+        [rec] = await ToolRunner(tools=[busy], timeout=0.3).run_async(run_for(busy), [call("busy")])
+    finally:
+        task.cancel()
+    assert rec.status == "failed" and "timed out after 0.3 s" in rec.output
+    assert where == [False] and len(ticks) > 3  # the loop stayed free while the tool ran
+
+
+def test_undeclared_tool_in_a_namespace_never_runs():
+    ran = []
+
+    def rmtree(path: str) -> None:
+        ran.append(path)
+
+    def safe() -> str:
+        return "ok"
+
+    run = run_for(rmtree, safe)
+    runner = ToolRunner(env=Namespace({"rmtree": rmtree, "safe": safe}), tools=[safe])
+    rec = one(runner, run, "rmtree", {"path": "/tmp/x"})
+    assert ran == [] and rec.status == "failed" and "not exposed" in rec.output
+    assert one(runner, run, "safe").output == "ok"
+
+    def safe() -> str:  # a redefinition of an exposed tool takes effect
+        return "new"
+
+    runner.env.ns["safe"] = safe
+    assert one(runner, run, "safe").output == "new"
 
 
 def test_thread_safe_sync_tool_is_abandoned_at_its_timeout():
@@ -561,7 +628,7 @@ def test_keyboard_interrupt_in_an_async_tool_propagates_from_a_private_loop():
         ToolRunner(tools=[stop]).run_sync(run_for(stop), [call("stop")])
 
 
-async def test_keyboard_interrupt_in_run_async_cancels_the_other_calls():
+async def test_keyboard_interrupt_in_run_async_stops_the_runner_and_cuts_the_other_calls():
     cancelled = []
 
     async def stop() -> None:
@@ -575,9 +642,13 @@ async def test_keyboard_interrupt_in_run_async_cancels_the_other_calls():
             cancelled.append(True)
             raise
 
-    with pytest.raises(KeyboardInterrupt):
-        await ToolRunner(tools=[stop, wait]).run_async(run_for(stop, wait), [call("wait", {}, "1"), call("stop", {}, "2")])
-    assert cancelled == [True]
+    # Never raised out of run_async (on the kernel's loop it would stop the loop): the runner is
+    # stopped, the other calls are cut, and the driver cancels the run.
+    runner = ToolRunner(tools=[stop, wait])
+    records = await runner.run_async(run_for(stop, wait), [call("wait", {}, "1"), call("stop", {}, "2")])
+    assert cancelled == [True] and runner.stopped == "interrupted"
+    assert [r.status for r in records] == ["failed", "failed"]
+    assert all("interrupted" in r.output for r in records)
 
 
 def test_edited_arguments_may_come_back_as_json_text():

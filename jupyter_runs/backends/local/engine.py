@@ -14,19 +14,24 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from ...errors import BadRequestError, NotFoundError
+from ...errors import BadRequestError, ConflictError, NotFoundError
 from ...wire import Event
 from . import objects as obj
 from .cassette import Cassette, CassetteModel, check_mode
 from .models import ModelAdapter, resolve_model
 from .runloop import ActiveRun, RunLoop, snapshot
-from .store import Store
+from .store import ACTIVE_STATUSES, Store
+from .writes import BUSY_TIMEOUT_MS, retrying
 
 log = logging.getLogger(__name__)
 
 STREAMING_OPS = ("create_run", "create_thread_and_run", "submit_tool_outputs")
 #: Run metadata naming the cassette of that run, ``MODE:PATH`` (honoured by in-process engines).
 CASSETTE_KEY = "jupyter_runs_cassette"
+
+
+def _reads_only(op: str) -> bool:
+    return op.startswith(("retrieve_", "list_"))
 
 
 def _param(params: Mapping[str, str], name: str) -> str:
@@ -65,6 +70,8 @@ class Engine:
         self._wrapped: dict[tuple[str, str, str], CassetteModel] = {}
         self.runs = RunLoop(store, expires_after=expires_after, model=self.model,
                             context_budget=budget)
+        # Never sleep inside SQLite on the loop: a held lock is waited for by retrying (writes.py).
+        store.connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
     # -- entry points -----------------------------------------------------------------------
 
@@ -80,7 +87,8 @@ class Engine:
             raise BadRequestError(f"Unknown operation {op!r}.")
         # Deep copies: the engine must never share a dict with its caller (another thread may
         # mutate it), and what it returns is the caller's to mutate.
-        result = handler(dict(params or {}), copy.deepcopy(dict(body or {})), dict(query or {}))
+        args = (dict(params or {}), copy.deepcopy(dict(body or {})), dict(query or {}))
+        result = await self._answer(op, lambda: handler(*args))
         if isinstance(result, ActiveRun):
             return snapshot(result.run)
         return result
@@ -94,9 +102,20 @@ class Engine:
         """Start a streaming operation and yield its events in batches, ending after ``done``."""
         if op not in STREAMING_OPS:
             raise BadRequestError(f"Operation {op!r} does not stream.")
-        active = getattr(self, f"_op_{op}")(dict(params or {}), copy.deepcopy(dict(body or {})), {})
+        handler = getattr(self, f"_op_{op}")
+        args = (dict(params or {}), copy.deepcopy(dict(body or {})), {})
+        active = await self._answer(op, lambda: handler(*args))
         async for batch in active.segment.batches():
             yield batch
+
+    async def _answer(self, op: str, fn: Any) -> Any:
+        """Run one operation's handler. Reads go straight through (WAL readers never wait); an
+        operation that writes first lets queued run progress land (the file never goes back in
+        time), and is retried while another process holds the write lock."""
+        if _reads_only(op):
+            return fn()
+        await self.runs.writes.drain()
+        return await retrying(fn)
 
     def model(self, model_id: str, metadata: Mapping[str, Any] | None = None) -> ModelAdapter:
         """The adapter for a model id, made once and reused (connection pools, test hooks);
@@ -157,6 +176,9 @@ class Engine:
         active = self.runs.active.get(run_id)
         if active is not None and active.run["thread_id"] == thread_id:
             return active.run
+        queued = self.runs.writes.pending("run", run_id)  # ended, not yet in the file
+        if queued is not None and queued["thread_id"] == thread_id:
+            return queued
         found = self.store.get_run(thread_id, run_id)
         if found is None:
             self._thread(thread_id)
@@ -164,7 +186,13 @@ class Engine:
         return found
 
     def _check_no_active_run(self, thread_id: str, doing: str) -> None:
+        """Refuse while a run is going on the thread, in this process or (from the store) in
+        another; for a new run, call it inside the transaction that writes the run."""
         run_id = self.runs.by_thread.get(thread_id)
+        if run_id is None:
+            other = self.store.thread_runner(thread_id)
+            if other is not None:
+                run_id = f"{other[0]} (driven by another process on this store, pid {other[1].partition(':')[0]})"
         if run_id is not None:
             if doing == "run":
                 raise BadRequestError(f"thread {thread_id} already has an active run {run_id}")
@@ -321,7 +349,7 @@ class Engine:
 
     def _op_create_run(self, params: Any, body: dict[str, Any], query: Any) -> ActiveRun:
         thread_id = self._thread(_param(params, "thread_id"))["id"]
-        self._check_no_active_run(thread_id, "run")
+        self._check_no_active_run(thread_id, "run")  # fast answer; checked again below
         assistant = self._assistant(body.get("assistant_id"))
         run = obj.new_run(thread_id, assistant, body, self.expires_after)
         extra = body.get("additional_messages") or []
@@ -331,6 +359,9 @@ class Engine:
         messages = [obj.new_message(thread_id, m, f"additional_messages[{i}]")
                     for i, m in enumerate(extra)]
         with self.store.transaction():
+            # Inside BEGIN IMMEDIATE: no other process can start a run on this thread between
+            # this check and the write.
+            self._check_no_active_run(thread_id, "run")
             for message in messages:
                 self.store.put_message(message)
             self.store.put_run(run)
@@ -370,6 +401,17 @@ class Engine:
         run = self._run(params)
         active = self.runs.active.get(run["id"])
         if active is None:
+            if run["status"] in ACTIVE_STATUSES:
+                owner = self.store.run_owner(run["id"])
+                if self.store.owner_alive(owner):
+                    raise ConflictError(
+                        f"Run {run['id']} is {run['status']} in another process (pid "
+                        f"{(owner or '').partition(':')[0]}) using this store; only that process "
+                        "can cancel it.", code="run_owned_elsewhere")
+                # Nothing drives it any more: say so, and free its thread.
+                with self.store.transaction():
+                    self.store.thread_runner(run["thread_id"])
+                return snapshot(self.store.get_run(run["thread_id"], run["id"]) or run)
             raise BadRequestError(f"Cannot cancel run with status '{run['status']}'.")
         self.runs.cancel(active)
         return snapshot(run)

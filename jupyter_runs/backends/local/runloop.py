@@ -16,7 +16,9 @@ message.completed, step.completed, ..., run.completed, done. Messages and steps 
 the store when they complete, together with the run, in one transaction.
 
 Everything here runs on one event loop (the portal loop, see ``backend.py``); the store is
-synchronous and only touched from that loop, so no locks are needed.
+synchronous and only touched from that loop, so no locks are needed. A run's progress is written
+through :class:`~.writes.WriteQueue`, so a store whose write lock another process holds never
+stalls the loop, fails a run, or leaves its thread taken (see ``writes.py``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from .models import (
 )
 from .scripted import count_tokens, prompt_tokens
 from .store import INTERRUPTED_ERROR, Store
+from .writes import StoreBusyError, WriteQueue
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +158,7 @@ class RunLoop:
         self.model = model
         self.active: dict[str, ActiveRun] = {}
         self.by_thread: dict[str, str] = {}  # thread id -> its active run's id
+        self.writes = WriteQueue(store)
 
     def start(self, run: dict[str, Any], thread: dict[str, Any] | None = None) -> ActiveRun:
         """Take over a queued run (already stored): emit its first events, start its task."""
@@ -185,8 +189,10 @@ class RunLoop:
 
     def submit(self, active: ActiveRun, outputs: dict[str, str]) -> None:
         """Record the tool outputs (already validated: one per call) and let the run go on."""
-        run, step = active.run, active.tool_step
-        assert step is not None
+        assert active.tool_step is not None
+        # Written from copies before anything changes here: a busy store raises, and the
+        # operation is retried from the start (see writes.retrying).
+        step, run = snapshot(active.tool_step), snapshot(active.run)
         for call in step["step_details"]["tool_calls"]:
             call["function"]["output"] = outputs[call["id"]]
         step.update(status="completed", completed_at=obj.now(), usage=active.tool_usage)
@@ -194,6 +200,11 @@ class RunLoop:
         with self.store.transaction():
             self.store.put_step(step)
             self.store.put_run(run)
+        active.tool_step.clear()
+        active.tool_step.update(step)
+        active.run.clear()
+        active.run.update(run)
+        step, run = active.tool_step, active.run
         active.tool_step = None
         active.segment = Segment()
         self._emit(active, "thread.run.step.completed", snapshot(step))
@@ -213,6 +224,7 @@ class RunLoop:
             await asyncio.gather(*tasks, return_exceptions=True)
         for active in list(self.active.values()):  # never started: finish them here
             self._fail(active, INTERRUPTED_ERROR["code"], INTERRUPTED_ERROR["message"])
+        self.writes.flush_now()
 
     def _emit(self, active: ActiveRun, name: str, data: Any) -> None:
         if active.segment.closed:  # e.g. a cancel while waiting for tool outputs
@@ -230,6 +242,8 @@ class RunLoop:
                 self._fail(active, INTERRUPTED_ERROR["code"], INTERRUPTED_ERROR["message"])
         except ModelError as exc:
             self._fail(active, exc.code, exc.message)
+        except StoreBusyError as exc:
+            self._fail(active, "server_error", exc.message)
         except APIError as exc:
             self._fail(active, "invalid_prompt", exc.message)
         except Exception as exc:
@@ -241,7 +255,7 @@ class RunLoop:
         while True:
             run["status"] = "in_progress"
             run["started_at"] = run["started_at"] or obj.now()
-            self.store.put_run(run)
+            self.writes.put(("run", run))
             self._emit(active, "thread.run.in_progress", snapshot(run))
             if not await self._model_turn(active):
                 return
@@ -309,6 +323,7 @@ class RunLoop:
         ):
             self._end(active, "incomplete", incomplete_details={"reason": "max_completion_tokens"})
             return False
+        await self.writes.drain()  # the conversation must include this run's queued writes
         request = self._request(active)
         if request is None:
             self._end(active, "incomplete", incomplete_details={"reason": "max_prompt_tokens"})
@@ -487,9 +502,7 @@ class RunLoop:
         step[f"{step_status}_at"] = now
         step["usage"] = usage
         if persist:
-            with self.store.transaction():
-                self.store.put_message(message)
-                self.store.put_step(step)
+            self.writes.put(("message", message), ("step", step))
             active.message = active.message_step = None
         self._emit(active, "thread.message.incomplete" if incomplete else "thread.message.completed",
                    snapshot(message))
@@ -549,39 +562,42 @@ class RunLoop:
         run.update(status="requires_action", expires_at=obj.now() + int(self.expires_after),
                    required_action={"type": "submit_tool_outputs",
                                     "submit_tool_outputs": {"tool_calls": calls}})
-        with self.store.transaction():
-            self.store.put_step(step)
-            self.store.put_run(run)
+        self.writes.put(("step", step), ("run", run))
         self._emit(active, "thread.run.requires_action", snapshot(run))
         self._emit(active, "done", "[DONE]")
 
     # -- endings ----------------------------------------------------------------------------
 
     def _end(self, active: ActiveRun, status: str, **fields: Any) -> None:
-        """Finish the run: write what is open and the run in one transaction, then emit."""
+        """Finish the run: write what is open and the run in one transaction, then emit.
+
+        The thread is released whatever the store does: the write is queued when the lock is held
+        (the file catches up, see writes.py), and an unexpected error still frees the thread."""
         run = active.run
-        now = obj.now()
-        stamp = {"completed": "completed_at", "failed": "failed_at", "cancelled": "cancelled_at"}
-        run.update(status=status, required_action=None, **fields)
-        if status != "expired":
-            run["expires_at"] = None
-        if status in stamp:
-            run[stamp[status]] = now
-        with self.store.transaction():
+        try:
+            now = obj.now()
+            stamp = {"completed": "completed_at", "failed": "failed_at", "cancelled": "cancelled_at"}
+            run.update(status=status, required_action=None, **fields)
+            if status != "expired":
+                run["expires_at"] = None
+            if status in stamp:
+                run[stamp[status]] = now
+            parts: list[tuple[str, dict[str, Any]]] = []
             if active.message is not None:
-                self.store.put_message(active.message)
+                parts.append(("message", active.message))
             for step in (active.message_step, active.tool_step):
                 if step is not None:
-                    self.store.put_step(step)
-            self.store.put_run(run)
-        active.message = active.message_step = active.tool_step = None
-        self._emit(active, f"thread.run.{status}", snapshot(run))
-        self._emit(active, "done", "[DONE]")
-        self.active.pop(run["id"], None)
-        if self.by_thread.get(run["thread_id"]) == run["id"]:
-            del self.by_thread[run["thread_id"]]
-        if active.outputs is not None and not active.outputs.done():
-            active.outputs.cancel()
+                    parts.append(("step", step))
+            self.writes.put(*parts, ("run", run))
+            active.message = active.message_step = active.tool_step = None
+            self._emit(active, f"thread.run.{status}", snapshot(run))
+            self._emit(active, "done", "[DONE]")
+        finally:
+            self.active.pop(run["id"], None)
+            if self.by_thread.get(run["thread_id"]) == run["id"]:
+                del self.by_thread[run["thread_id"]]
+            if active.outputs is not None and not active.outputs.done():
+                active.outputs.cancel()
 
     def _stop_open_parts(self, active: ActiveRun, reason: str, step_status: str,
                          error: dict[str, str] | None = None) -> None:

@@ -11,6 +11,15 @@ of the cost of a full fsync per write. Runs record the process that owns them; w
 opened, runs whose owner died mid-run are marked ``failed`` ("interrupted").
 
 The store is synchronous and not thread-safe: the engine uses it from one thread (the portal loop).
+The engine never lets SQLite sleep on its loop waiting for the write lock (``writes.py``).
+
+One active run per thread, across processes: the ``runs`` table is the record (status + ``owner``,
+``pid:token`` of the store that drives the run). A new run checks it inside its ``BEGIN IMMEDIATE``
+transaction (:meth:`Store.thread_runner`), so two processes can't both start one. A run whose owner
+process is gone (pid no longer alive) does not hold its thread: it is marked failed (interrupted)
+by whoever needs the thread next. PIDs are checked rather than leases renewed by heartbeats: a
+live owner writes nothing while a run waits (for tool outputs, for a slow model), and a crashed one
+is detected at once. The price is a reused pid, which only delays recovery until it exits.
 """
 
 from __future__ import annotations
@@ -530,6 +539,36 @@ class Store:
                 if creation and creation.get("message_id"):
                     creation["message_id"] = remap(creation["message_id"])
                 self.put_step(step)
+    # -- one active run per thread, across processes ----------------------------------------
+
+    def thread_runner(self, thread_id: str) -> tuple[str, str] | None:
+        """``(run id, owner)`` of a run on the thread that a live *other* process is driving.
+
+        Call it inside a transaction (``BEGIN IMMEDIATE``) that then writes the new run, so the
+        check and the claim are one step for every process. Runs of dead owners found on the way
+        are marked failed (interrupted): they no longer hold the thread."""
+        placeholders = ", ".join("?" * len(ACTIVE_STATUSES))
+        rows = self._conn.execute(
+            f"SELECT id, owner, data FROM runs WHERE thread_id = ? AND status IN ({placeholders})",
+            (thread_id, *ACTIVE_STATUSES),
+        ).fetchall()
+        dead = []
+        for run_id, owner, data in rows:
+            if owner == self.owner:
+                continue  # ours: the engine's memory knows whether it is still going
+            if _owner_alive(owner):
+                return run_id, owner
+            dead.append((run_id, json.loads(data)))
+        if dead:
+            self._mark_interrupted(dead)
+        return None
+
+    def run_owner(self, run_id: str) -> str | None:
+        row = self._conn.execute("SELECT owner FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return row[0] if row else None
+
+    def owner_alive(self, owner: str | None) -> bool:
+        return _owner_alive(owner)
 
     # -- recovery ---------------------------------------------------------------------------
 
@@ -542,6 +581,10 @@ class Store:
         dead = [(rid, json.loads(data)) for rid, owner, data in rows if not _owner_alive(owner)]
         if not dead:
             return []
+        self._mark_interrupted(dead)
+        return [rid for rid, _ in dead]
+
+    def _mark_interrupted(self, dead: list[tuple[str, dict[str, Any]]]) -> None:
         now = int(time.time())
         with self.transaction():
             for run_id, run in dead:
@@ -556,7 +599,6 @@ class Store:
                         step.update(status="failed", failed_at=now,
                                     last_error=dict(INTERRUPTED_ERROR))
                         self.put_step(step)
-        return [rid for rid, _ in dead]
 
 
 def _page_args(limit: Any, order: Any) -> tuple[int, str]:
