@@ -34,7 +34,7 @@ from .events import message_text, step_tool_calls
 CLASS: dict[str, str] = {name: f"jr-{name}" for name in (
     "run", "static", "header", "badge", "dot", "badge-text", "meta", "model", "elapsed", "usage",
     "sep", "error", "body", "prompt", "timeline", "approvals", "messages", "message", "role", "md",
-    "md-frozen", "md-done", "md-block", "md-image", "step", "step-head", "step-icon", "step-label",
+    "md-block", "md-image", "step", "step-head", "step-icon", "step-label",
     "bar-track", "bar", "step-dur", "step-body", "tool-call", "tool-head", "tool-name", "pill",
     "tool-status", "tool-dur", "label", "pre", "tool-args", "tool-output", "tool-output-text",
     "tool-stdout", "tool-stderr", "tool-error", "tool-displays", "display", "display-img",
@@ -55,9 +55,9 @@ MAX_TOOL_TEXT = 4_000
 MAX_IMAGE = 1_000_000
 # The text fallbacks are previews: where HTML renders (Lab, Notebook, VS Code, nbconvert, GitHub)
 # it carries the whole conversation, so the fallbacks stay small instead of tripling its bytes.
-MAX_FALLBACK_PROMPT = 500
-MAX_FALLBACK_REPLY = 1_500
-MAX_FALLBACK_STEPS = 12
+MAX_FALLBACK_PROMPT = 200
+MAX_FALLBACK_REPLY = 300
+MAX_FALLBACK_STEPS = 4
 
 _SCHEMES = ("http", "https", "mailto")
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif")
@@ -278,12 +278,13 @@ def _step_type(step: Mapping[str, Any]) -> str:
 def _el(tag: str, cls: str | None, content: str = "", **attrs: Any) -> str:
     """One element; ``content`` is HTML the caller built (escaped text or sanitized markup)."""
     names = " ".join(CLASS[c] for c in cls.split()) if cls else ""
-    bits = [tag] + ([f'class="{names}"'] if names else [])
+    # Single quotes: the saved notebook is JSON, where every double quote would cost a backslash.
+    bits = [tag] + ([f"class='{names}'"] if names else [])
     for key, value in attrs.items():
         if value is None or value is False:
             continue
         key = key.rstrip("_").replace("_", "-")
-        bits.append(key if value is True else f'{key}="{html.escape(str(value))}"')
+        bits.append(key if value is True else f"{key}='{html.escape(str(value))}'")
     return f"<{' '.join(bits)}>{content}</{tag}>"
 
 
@@ -302,14 +303,13 @@ def _markdown_block(text: str, limit: int) -> str:
     body = render_markdown(kept)
     if more:
         body += _el("p", "clipped", _text(_more(more)))
-    block = _el("div", "md-block", body)
-    return _el("div", "md", _el("div", "md-frozen md-done", block))
+    return _el("div", "md", _el("div", "md-block", body))
 
 
 def _message_html(role: str, text: str, limit: int) -> str:
     who = "You" if role == "user" else "Assistant"
     return _el("div", "message", _el("div", "role", who) + _markdown_block(text, limit),
-               data_role=role, data_streaming="false")
+               data_role=role)
 
 
 def _display_html(bundle: Mapping[str, Any]) -> str:
@@ -369,8 +369,7 @@ def _tool_call_html(call: Mapping[str, Any], record: Mapping[str, Any] | None,
     displays = "".join(_display_html(b) for b in (record or {}).get("displays") or [] if isinstance(b, Mapping))
     if displays:
         parts.append(_el("div", "tool-displays", displays))
-    return _el("div", "tool-call", "".join(parts), data_name=name, data_id=call.get("id") or "",
-               data_status=status)
+    return _el("div", "tool-call", "".join(parts), data_name=name, data_status=status)
 
 
 def _timeline_html(state: ViewState, terminal: bool) -> str:
@@ -404,8 +403,7 @@ def _timeline_html(state: ViewState, terminal: bool) -> str:
                         for c in step_tool_calls(step))
         body = _el("div", "step-body", calls) if calls else ""
         rows.append(_el("details", "step", _el("summary", "step-head", head) + body,
-                        open=bool(calls), data_type=_step_type(step), data_status=status,
-                        data_id=step.get("id") or ""))
+                        open=bool(calls), data_type=_step_type(step), data_status=status))
     return _el("div", "timeline", "".join(rows))
 
 
@@ -584,35 +582,33 @@ def bundle(state: ViewState) -> dict[str, str]:
 # scoped to jr- classes. Colours fall back from VS Code to JupyterLab to plain light/dark values.
 # Each saved run carries one copy, so it is kept small (test_static_view checks the budget).
 _CSS = """
-.$run{--f0:#1f2328;--b0:#fff;--a0:#2f6feb;--f:var(--vscode-editor-foreground,var(--jp-ui-font-color0,var(--f0)));--b:var(--vscode-editor-background,var(--jp-layout-color0,var(--b0)));--a:var(--vscode-focusBorder,var(--jp-brand-color1,var(--a0)));--m:color-mix(in srgb,var(--f) 62%,var(--b));--s:color-mix(in srgb,var(--f) 5%,var(--b));--l:color-mix(in srgb,var(--f) 17%,var(--b));--ok:#2da44e;--w:#bf8700;--x:#e5534b;--mono:var(--vscode-editor-font-family,var(--jp-code-font-family,ui-monospace,Menlo,monospace));font:13px/1.5 var(--vscode-font-family,var(--jp-ui-font-family,system-ui,sans-serif));color:var(--f);background:var(--b);border:1px solid var(--l);border-radius:8px;overflow:hidden;max-width:980px}
+.$run{--f0:#1f2328;--b0:#fff;--a0:#2f6feb;--f:var(--vscode-editor-foreground,var(--jp-ui-font-color0,var(--f0)));--b:var(--vscode-editor-background,var(--jp-layout-color0,var(--b0)));--a:var(--vscode-focusBorder,var(--jp-brand-color1,var(--a0)));--m:color-mix(in srgb,var(--f) 62%,var(--b));--s:color-mix(in srgb,var(--f) 5%,var(--b));--l:color-mix(in srgb,var(--f) 17%,var(--b));--ok:#2da44e;--w:#bf8700;--x:#e5534b;--mono:var(--jp-code-font-family,ui-monospace,monospace);font:13px/1.5 var(--jp-ui-font-family,system-ui,sans-serif);color:var(--f);background:var(--b);border:1px solid var(--l);border-radius:8px;overflow:hidden;max-width:980px}
 @media (prefers-color-scheme:dark){.$run{--f0:#e6edf3;--b0:#0d1117;--a0:#4493f8}}
 .$run *{box-sizing:border-box}.$sep{display:none}
-.$header{display:flex;align-items:center;gap:10px;padding:8px 12px;background:var(--s);border-bottom:1px solid var(--l);min-height:40px}
-.$badge{--t:var(--a);display:inline-flex;align-items:center;gap:6px;padding:2px 10px 2px 8px;border-radius:99px;font-weight:600;font-size:12px;color:var(--t);background:color-mix(in srgb,var(--t) 13%,transparent)}
+.$header{display:flex;align-items:center;gap:10px;padding:8px 12px;background:var(--s);border-bottom:1px solid var(--l)}
+.$badge{--t:var(--a);display:flex;align-items:center;gap:6px;padding:2px 10px 2px 8px;border-radius:99px;font-weight:600;font-size:12px;color:var(--t);background:color-mix(in srgb,var(--t) 13%,#0000)}
 .$dot{width:8px;height:8px;border-radius:50%;background:var(--t)}
-[data-status=completed]>*>.$badge{--t:var(--ok)}[data-status=failed]>*>.$badge,[data-status=expired]>*>.$badge{--t:var(--x)}[data-status=cancelled]>*>.$badge,[data-status=incomplete]>*>.$badge{--t:var(--m)}
-.$meta{display:flex;flex:1;gap:12px;min-width:0;color:var(--m);font-size:12px;white-space:nowrap;overflow:hidden}.$model,.$tool-name,.$pre,.$md code{font-family:var(--mono)}
-.$error{padding:8px 12px;color:var(--x);border-bottom:1px solid var(--l);white-space:pre-wrap}
-.$body,.$messages,.$timeline,.$step-body,.$approvals,.$tool-displays{display:flex;flex-direction:column;gap:10px}.$body{padding:10px 12px 12px;max-height:70vh;overflow-y:auto}
+[data-status=completed]>*>*{--t:var(--ok)}:is([data-status=failed],[data-status=expired])>*>*{--t:var(--x)}:is([data-status=cancelled],[data-status=incomplete])>*>*{--t:var(--m)}.$body>*{--t:initial}
+.$meta{display:flex;gap:12px;color:var(--m);font-size:12px;white-space:nowrap;overflow:hidden}.$model,.$tool-name,.$pre,.$md code{font-family:var(--mono)}
+.$error{padding:8px 12px;color:var(--x);white-space:pre-wrap}
+:is(.$body,.$messages,.$timeline,.$step-body,.$tool-displays){display:flex;flex-direction:column;gap:10px}.$body{padding:10px 12px;max-height:70vh;overflow-y:auto}
 .$message{display:grid;grid-template-columns:74px 1fr;gap:8px;align-items:baseline}
-.$role,.$label{font-size:11px;font-weight:700;letter-spacing:.04em;text-transform:uppercase;color:var(--m)}[data-role=assistant]>.$role{color:var(--a)}
-[data-role=user]>.$md{background:var(--s);border-radius:8px;padding:6px 10px}
-.$md{min-width:0;overflow-wrap:anywhere}.$md :is(p,ul,ol,pre,blockquote,table){margin:0 0 .6em}.$md-block>:last-child{margin-bottom:0}.$md :is(ul,ol){padding-left:1.4em}.$md a{color:var(--a)}
-.$md code{font-size:.92em;background:var(--s);padding:.1em .35em;border-radius:4px}.$md pre{background:var(--s);border:1px solid var(--l);border-radius:6px;padding:8px 10px;overflow-x:auto}.$md pre code{padding:0;font-size:12px}
-.$md blockquote{border-left:3px solid var(--l);padding-left:10px;color:var(--m)}.$md table{border-collapse:collapse}.$md :is(th,td){border:1px solid var(--l);padding:3px 8px}
+:is(.$role,.$label){font-size:11px;font-weight:700;text-transform:uppercase;color:var(--m)}[data-role=assistant]>.$role{color:var(--a)}[data-role=user]>.$md{background:var(--s);border-radius:8px;padding:6px 10px}
+.$md{min-width:0;overflow-wrap:anywhere}.$md :is(p,ul,ol,pre,blockquote,table){margin:0 0 .6em}.$md-block>:last-child{margin-bottom:0}.$md a{color:var(--a)}
+.$md code{background:var(--s);padding:.1em .35em;border-radius:4px}.$md pre{background:var(--s);border:1px solid var(--l);border-radius:6px;padding:8px 10px;overflow-x:auto}
+.$md table{border-collapse:collapse}.$md :is(th,td){border:1px solid var(--l);padding:3px 8px}
 .$timeline{gap:0;border:1px solid var(--l);border-radius:8px}.$step+.$step{border-top:1px solid var(--l)}
-.$step-head{display:grid;grid-template-columns:14px minmax(90px,1fr) minmax(80px,2fr) 64px;align-items:center;gap:8px;padding:5px 10px;font-size:12px;list-style:none;cursor:pointer}.$step-head::-webkit-details-marker{display:none}
-.$step-icon{width:10px;height:10px;border-radius:50%;border:2px solid var(--a)}[data-status=completed]>*>.$step-icon{background:var(--ok);border-color:var(--ok)}[data-status=failed]>*>.$step-icon{background:var(--x);border-color:var(--x)}
+.$step-head{display:grid;grid-template-columns:14px minmax(90px,1fr) minmax(80px,2fr) 64px;align-items:center;gap:8px;padding:5px 10px;font-size:12px;list-style:none}.$step-head::-webkit-details-marker{display:none}
+.$step-icon{width:10px;height:10px;border-radius:50%;border:2px solid var(--t,var(--a));background:var(--t)}
 .$step-label{font-weight:600;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-.$bar-track{position:relative;height:6px;border-radius:3px;background:var(--s)}.$bar{position:absolute;top:0;bottom:0;border-radius:3px;background:var(--a);opacity:.75}[data-type=tool_calls] .$bar{background:var(--w)}
-.$step-dur,.$tool-dur{text-align:right;color:var(--m)}.$step-body{padding:0 10px 8px 32px;gap:8px}
-.$tool-call{display:grid;grid-template-columns:52px minmax(0,1fr);gap:4px 8px;align-items:baseline;border:1px solid var(--l);border-radius:6px;padding:6px 10px 8px}
-.$tool-head,.$tool-error,.$tool-displays{grid-column:1/-1}.$tool-head{display:flex;gap:8px}.$tool-name{font-weight:700}.$tool-dur{margin-left:auto}
-.$pill{font-size:11px;padding:0 7px;border-radius:99px;background:var(--s);color:var(--m)}.$pill[data-status=completed]{color:var(--ok)}.$pill:is([data-status=failed],[data-status=denied]),.$tool-stderr,.$tool-error{color:var(--x)}
-.$pre{margin:0;padding:6px 8px;font-size:12px;background:var(--s);border-radius:5px;white-space:pre-wrap;overflow-wrap:anywhere;max-height:360px;overflow:auto}.$tool-output{min-width:0}.$clipped{color:var(--m);font-style:italic}
-.$display-img{max-width:100%;background:#fff}.$display-html{overflow-x:auto}
-.$approval{border:1px solid var(--w);border-left-width:4px;border-radius:6px;padding:8px 10px}.$approval[data-status=approved]{border-color:var(--ok)}.$approval[data-status=denied]{border-color:var(--x)}.$approval-title{display:flex;gap:8px}.$approval-verdict{font-size:12px;color:var(--m)}
-.jr-hl-keyword,.jr-hl-built_in,.jr-hl-literal{color:#cf222e}.jr-hl-string{color:#0a3069}.jr-hl-number{color:#0550ae}.jr-hl-comment{color:#6e7781}.jr-hl-title{color:#8250df}
+.$bar-track{position:relative;height:6px;border-radius:3px;background:var(--s)}.$bar{position:absolute;top:0;bottom:0;border-radius:3px;background:var(--a)}[data-type=tool_calls] .$bar{background:var(--w)}
+:is(.$step-dur,.$tool-dur){text-align:right;color:var(--m)}.$step-body{padding:0 10px 8px 32px;gap:8px}
+.$tool-call{display:grid;grid-template-columns:52px minmax(0,1fr);gap:4px 8px;align-items:baseline;border:1px solid var(--l);border-radius:6px;padding:6px 10px}
+:is(.$tool-head,.$tool-error,.$tool-displays){grid-column:1/-1}.$tool-head{display:flex;gap:8px}.$tool-dur{margin-left:auto}
+.$pill{font-size:11px;padding:0 7px;border-radius:99px;background:var(--s);color:var(--t,var(--m))}:is(.$tool-stderr,.$tool-error){color:var(--x)}
+.$pre{margin:0;padding:6px 8px;font-size:12px;background:var(--s);border-radius:5px;white-space:pre-wrap;overflow-wrap:anywhere;max-height:360px;overflow:auto}.$clipped{color:var(--m)}
+.$display-img{max-width:100%;background:#fff}.$approval{border-left:4px solid var(--w);padding:4px 10px}
+.jr-hl-keyword,.jr-hl-built_in{color:#cf222e}.jr-hl-string{color:#0a3069}.jr-hl-number{color:#0550ae}.jr-hl-comment{color:#6e7781}
 """
 
 #: ``$name`` in the stylesheet is ``CLASS[name]`` (an unknown name fails at import, in every test).

@@ -224,7 +224,7 @@ def test_finished_run_becomes_a_static_bundle_and_the_widget_closes() -> None:
         assert "get_current_weather" in text
     assert "completed" in data["text/plain"]
     assert "get_current_weather" in data["text/markdown"]
-    assert 'data-status="completed"' in data["text/html"]
+    assert "data-status='completed'" in data["text/html"]
 
 
 def test_markdown_fallback_is_literal_text() -> None:
