@@ -588,7 +588,7 @@ _CSS = """
 .$header{display:flex;align-items:center;gap:10px;padding:8px 12px;background:var(--s);border-bottom:1px solid var(--l)}
 .$badge{--t:var(--a);display:flex;align-items:center;gap:6px;padding:2px 10px 2px 8px;border-radius:99px;font-weight:600;font-size:12px;color:var(--t);background:color-mix(in srgb,var(--t) 13%,#0000)}
 .$dot{width:8px;height:8px;border-radius:50%;background:var(--t)}
-[data-status=completed]>*>*{--t:var(--ok)}:is([data-status=failed],[data-status=expired])>*>*{--t:var(--x)}:is([data-status=cancelled],[data-status=incomplete])>*>*{--t:var(--m)}.$body>*{--t:initial}
+[class^=jr-][data-status=completed]>*>*{--t:var(--ok)}[class^=jr-]:is([data-status=failed],[data-status=expired])>*>*{--t:var(--x)}[class^=jr-]:is([data-status=cancelled],[data-status=incomplete])>*>*{--t:var(--m)}.$body>*{--t:initial}
 .$meta{display:flex;gap:12px;color:var(--m);font-size:12px;white-space:nowrap;overflow:hidden}.$model,.$tool-name,.$pre,.$md code{font-family:var(--mono)}
 .$error{padding:8px 12px;color:var(--x);white-space:pre-wrap}
 :is(.$body,.$messages,.$timeline,.$step-body,.$tool-displays){display:flex;flex-direction:column;gap:10px}.$body{padding:10px 12px;max-height:70vh;overflow-y:auto}
