@@ -589,7 +589,7 @@ _CSS = """
 .$badge{--t:var(--a);display:flex;align-items:center;gap:6px;padding:2px 10px 2px 8px;border-radius:99px;font-weight:600;font-size:12px;color:var(--t);background:color-mix(in srgb,var(--t) 13%,#0000)}
 .$dot{width:8px;height:8px;border-radius:50%;background:var(--t)}
 [class^=jr-][data-status=completed]>*>*{--t:var(--ok)}[class^=jr-]:is([data-status=failed],[data-status=expired])>*>*{--t:var(--x)}[class^=jr-]:is([data-status=cancelled],[data-status=incomplete])>*>*{--t:var(--m)}.$body>*{--t:initial}
-.$meta{display:flex;gap:12px;color:var(--m);font-size:12px;white-space:nowrap;overflow:hidden}.$model,.$tool-name,.$pre,.$md code{font-family:var(--mono)}
+.$meta{display:flex;gap:12px;color:var(--m);font-size:12px;white-space:nowrap;overflow:hidden}.$model,.$tool-name,pre.$pre,.$md code{font-family:var(--mono)}
 .$error{padding:8px 12px;color:var(--x);white-space:pre-wrap}
 :is(.$body,.$messages,.$timeline,.$step-body,.$tool-displays){display:flex;flex-direction:column;gap:10px}.$body{padding:10px 12px;max-height:70vh;overflow-y:auto}
 .$message{display:grid;grid-template-columns:74px 1fr;gap:8px;align-items:baseline}
@@ -606,7 +606,7 @@ _CSS = """
 .$tool-call{display:grid;grid-template-columns:52px minmax(0,1fr);gap:4px 8px;align-items:baseline;border:1px solid var(--l);border-radius:6px;padding:6px 10px}
 :is(.$tool-head,.$tool-error,.$tool-displays){grid-column:1/-1}.$tool-head{display:flex;gap:8px}.$tool-dur{margin-left:auto}
 .$pill{font-size:11px;padding:0 7px;border-radius:99px;background:var(--s);color:var(--t,var(--m))}:is(.$tool-stderr,.$tool-error){color:var(--x)}
-.$pre{margin:0;padding:6px 8px;font-size:12px;background:var(--s);border-radius:5px;white-space:pre-wrap;overflow-wrap:anywhere;max-height:360px;overflow:auto}.$clipped{color:var(--m)}
+pre.$pre{margin:0;padding:6px 8px;font-size:12px;background:var(--s);border-radius:5px;white-space:pre-wrap;overflow-wrap:anywhere;max-height:360px;overflow:auto}.$clipped{color:var(--m)}
 .$display-img{max-width:100%;background:#fff}.$approval{border-left:4px solid var(--w);padding:4px 10px}
 .jr-hl-keyword,.jr-hl-built_in{color:#cf222e}.jr-hl-string{color:#0a3069}.jr-hl-number{color:#0550ae}.jr-hl-comment{color:#6e7781}
 """

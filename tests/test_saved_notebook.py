@@ -110,7 +110,6 @@ def test_nbconvert_execute_saves_three_completed_runs(tmp_path: Path) -> None:
 
 
 def test_papermill_saves_three_completed_runs(tmp_path: Path) -> None:
-    pytest.importorskip("papermill", reason="pip install papermill")
     path, out = tmp_path / "three.ipynb", tmp_path / "three.out.ipynb"
     nbformat.write(three_runs(tmp_path), path)
     subprocess.run([sys.executable, "-m", "papermill", str(path), str(out), "--cwd", str(tmp_path)],
