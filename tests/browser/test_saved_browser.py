@@ -245,3 +245,20 @@ def test_markdown_fallback_with_raw_html_allowed_runs_nothing(page: Any, execute
     body = page.locator("body").inner_text()
     assert "<script>window.__jrPwned = 'script'</script>" in body
     assert "North grew fastest" in body
+
+
+def test_untrusted_notebook_in_jupyterlab_runs_nothing_and_stays_readable(page: Any, lab: Any,
+                                                                         executed: Path) -> None:
+    """An executed notebook from elsewhere is untrusted: Lab sanitizes its HTML (our <style> goes)."""
+    import shutil
+
+    shutil.copy(executed, lab.root / "untrusted.ipynb")
+    seen = watch(page)
+    open_doc(page, lab, "untrusted.ipynb", "lab/tree")
+    # textContent: Lab skips rendering cells scrolled out of view, so innerText may not have them yet.
+    page.wait_for_function("() => document.body.textContent.includes('North grew fastest')", timeout=30_000)
+    assert page.evaluate("() => window.jupyterapp.shell.currentWidget.model.cells.get(2).trusted") is False
+    assert_nothing_ran(page, seen)
+    output = page.locator(".jp-OutputArea-output:has-text('North grew fastest')").text_content()
+    for text in ("Which region grew fastest?", "load_sales", "loading north sales", "Completed"):
+        assert text in output
