@@ -519,7 +519,12 @@ class RunWidget(anywidget.AnyWidget):
             super().open()
 
     def close(self) -> None:
+        # DOMWidget's Layout is a widget model of its own: left open, every finished run would
+        # still hold one live model in the kernel and the front end.
+        layout = self._trait_values.get("layout")
         super().close()
+        if layout is not None:
+            layout.close()
         # ipywidgets' close() hides _repr_mimebundle_ with None; a closed run still displays.
         self.__dict__.pop("_repr_mimebundle_", None)
 
