@@ -528,6 +528,12 @@ class RunWidget(anywidget.AnyWidget):
         # ipywidgets' close() hides _repr_mimebundle_ with None; a closed run still displays.
         self.__dict__.pop("_repr_mimebundle_", None)
 
+    def get_state(self, key: Any = None, drop_defaults: bool = False) -> dict[str, Any]:
+        # A closed run's Layout is closed too: it has no model id left to serialize.
+        if key is None and self.comm is None:
+            key = [k for k in self.keys if k != "layout"]
+        return super().get_state(key=key, drop_defaults=drop_defaults)
+
     @property
     def live(self) -> bool:
         """Whether a front end can still show this widget live (a comm is open)."""
