@@ -262,3 +262,37 @@ def test_untrusted_notebook_in_jupyterlab_runs_nothing_and_stays_readable(page: 
     output = page.locator(".jp-OutputArea-output:has-text('North grew fastest')").text_content()
     for text in ("Which region grew fastest?", "load_sales", "loading north sales", "Completed"):
         assert text in output
+
+
+def test_the_swap_to_the_static_view_keeps_the_runs_size(page: Any, lab: Any) -> None:
+    """The static view replaces the live one where it stood: same box, give or take a few pixels."""
+    write_scripts(lab.root)
+    name = lab.write_notebook("swap.ipynb", TWO_RUNS[:3])
+    open_doc(page, lab, name, "lab/tree")
+    page.evaluate(
+        """() => {
+            window.__jrBoxes = [];
+            const note = () => {
+                const run = document.querySelector('.jr-run');
+                if (!run) return;
+                const r = run.getBoundingClientRect();
+                const last = window.__jrBoxes[window.__jrBoxes.length - 1];
+                const box = {static: run.classList.contains('jr-static'), status: run.dataset.status,
+                             width: Math.round(r.width), height: Math.round(r.height)};
+                if (!last || JSON.stringify(last) !== JSON.stringify(box)) window.__jrBoxes.push(box);
+            };
+            new MutationObserver(note).observe(document.body, {subtree: true, childList: true, attributes: true,
+                                                                characterData: true});
+        }"""
+    )
+    run_all(page)
+    page.wait_for_selector(STATIC_DONE, timeout=60_000)
+    page.wait_for_timeout(500)
+    boxes = page.evaluate("() => window.__jrBoxes")
+    live = [b for b in boxes if not b["static"] and b["status"] == "completed"]
+    static = [b for b in boxes if b["static"]]
+    assert live and static, boxes
+    before, after = live[-1], static[-1]
+    print(f"live {before} -> static {after}")
+    assert before["width"] == after["width"]
+    assert abs(before["height"] - after["height"]) <= max(12, 0.04 * before["height"]), (before, after)
