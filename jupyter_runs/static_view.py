@@ -579,10 +579,10 @@ def bundle(state: ViewState) -> dict[str, str]:
 
 # -- the stylesheet ---------------------------------------------------------------------------------------
 # A compact subset of js/src/styles.css for the finished state (no caret, buttons or animation),
-# (the -20px undoes the right padding JupyterLab and nbconvert give rendered HTML, which the widget
-# output does not have, so the swap keeps the run's width)
 # scoped to jr- classes. Colours fall back from VS Code to JupyterLab to plain light/dark values.
-# Each saved run carries one copy, so it is kept small (test_static_view checks the budget).
+# Each saved run carries one copy, so it is kept small (test_static_view checks the budget). The
+# -20px undoes the right padding JupyterLab and nbconvert give rendered HTML (a widget output has
+# none), so the swap keeps the run's width.
 _CSS = """
 .$run{--f0:#1f2328;--b0:#fff;--a0:#2f6feb;--f:var(--vscode-editor-foreground,var(--jp-ui-font-color0,var(--f0)));--b:var(--vscode-editor-background,var(--jp-layout-color0,var(--b0)));--a:var(--vscode-focusBorder,var(--jp-brand-color1,var(--a0)));--m:color-mix(in srgb,var(--f) 62%,var(--b));--s:color-mix(in srgb,var(--f) 5%,var(--b));--l:color-mix(in srgb,var(--f) 17%,var(--b));--ok:#2da44e;--w:#bf8700;--x:#e5534b;--mono:var(--jp-code-font-family,ui-monospace,monospace);font:13px/1.5 var(--jp-ui-font-family,system-ui,sans-serif);color:var(--f);background:var(--b);border:1px solid var(--l);border-radius:8px;overflow:hidden;max-width:980px}
 @media (prefers-color-scheme:dark){.$run{--f0:#e6edf3;--b0:#0d1117;--a0:#4493f8}}
