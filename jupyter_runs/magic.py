@@ -200,7 +200,10 @@ class RunAssistantMagics(Magics, Configurable):
     def run_assistant(self, line: str, cell: str | None = None) -> Any:
         """Start an assistant run on a thread: the cell body is the user message (line form:
         ``%run_assistant [options] MESSAGE``). The reply streams into a live widget, and the
-        assistant's tool calls run the notebook functions named in --tools."""
+        assistant's tool calls run the notebook functions named in --tools. With no widget front
+        end attached (nbconvert --execute, papermill, nbclient) the cell blocks until the run
+        ends, so the saved notebook records it; --wait / --background override. A finished run
+        is shown as a static view that needs no kernel."""
         if cell is None:
             line, message = _split_line(line)
         else:
