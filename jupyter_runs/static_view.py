@@ -133,7 +133,15 @@ def _markdown() -> Any:
 
 def render_markdown(text: str) -> str:
     """Untrusted markdown -> sanitized HTML (two layers: one is one bug away from an XSS)."""
-    return sanitize(_markdown().render(text or ""))
+    return _squeeze(sanitize(_markdown().render(text or "")))
+
+
+def _squeeze(html_: str) -> str:
+    # markdown-it ends every block with a newline; a saved notebook stores each line as its own
+    # JSON string. Between tags (never inside <pre>) the newline means nothing.
+    parts = re.split(r"(<pre[\s\S]*?</pre>)", html_)
+    joined = "".join(p if p.startswith("<pre") else re.sub(r">\n+(?=<|$)", ">", p) for p in parts)
+    return re.sub(r"</pre>\n+", "</pre>", joined)
 
 
 # highlight.js class names (the live view's highlighter) for Pygments token types, so highlighted
@@ -395,7 +403,7 @@ def _timeline_html(state: ViewState, terminal: bool) -> str:
             bar = f"left:{left:.2f}%;width:{width:.2f}%"
             dur = format_seconds(end - start)
         status = step.get("status") or "in_progress"
-        head = (_el("span", "step-icon", "", aria_hidden="true")
+        head = (_el("span", "step-icon", "")
                 + _el("span", "step-label", _text(_step_label(step)))
                 + _el("span", "bar-track", _el("span", "bar", "", style=bar or None))
                 + _el("span", "step-dur", _text(dur and f" {dur}")))
@@ -434,8 +442,7 @@ def to_html(state: ViewState) -> str:
             _el("span", "usage", _text(f"{usage.get('prompt_tokens') or 0} in · {usage.get('completion_tokens') or 0} "
                                        f"out · {usage.get('total_tokens') or 0} tokens")) if usage else ""]
     sep = _el("span", "sep", " · ")
-    badge = _el("span", "badge", _el("span", "dot", "") + _el("span", "badge-text", _text(STATUS_LABEL.get(status, status))),
-                role="status")
+    badge = _el("span", "badge", _el("span", "dot", "") + _el("span", "badge-text", _text(STATUS_LABEL.get(status, status))))
     header = _el("div", "header", badge + sep + _el("span", "meta", sep.join(b for b in bits if b)))
     error = _error_text(state)
     prompt = _prompt(state)
@@ -565,10 +572,10 @@ def to_markdown(state: ViewState) -> str:
     reply = _fallback_reply(state)
     if reply:
         parts.append("**Assistant:**\n\n" + md_literal(_clip_text(reply, MAX_FALLBACK_REPLY)))
-    steps = _fallback_steps(state)
-    if steps:
-        parts.append("**Steps**\n\n" + "\n".join("- " + md_literal(s).replace("\n", " ") for s in steps))
-    parts.append("*" + md_literal(status_line(state)) + "*")
+    calls = sum(len(step_tool_calls(s)) for s in state.get("steps") or [] if _step_type(s) == "tool_calls")
+    tail = f" · {calls} tool call{'s' if calls != 1 else ''}" if calls else ""
+    # The steps themselves are in the HTML and the plain text; here, only how many there were.
+    parts.append("*" + md_literal(status_line(state) + tail) + "*")
     return "\n\n".join(parts)
 
 

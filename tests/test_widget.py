@@ -223,7 +223,7 @@ def test_finished_run_becomes_a_static_bundle_and_the_widget_closes() -> None:
         assert "70 degrees Fahrenheit and sunny" in text
         assert "get_current_weather" in text
     assert "completed" in data["text/plain"]
-    assert "get_current_weather" in data["text/markdown"]
+    assert "1 tool call" in data["text/markdown"]
     assert "data-status='completed'" in data["text/html"]
 
 
