@@ -1,10 +1,14 @@
 """``%%run_assistant`` and ``%runs``: the IPython surface.
 
 The magic body stays thin: parse options, resolve the thread, assistant and tools from the user
-namespace, start the run, display its widget. By default the run streams as a task on the kernel's
-event loop and the cell returns at once, so the kernel is idle while text arrives: that is what
-lets the widget's Stop and Approve clicks reach the kernel, and tool calls still execute on the
-kernel's main thread (the loop's thread) between cells.
+namespace, start the run, display its widget. With a widget front end attached (JupyterLab,
+Notebook 7, VS Code) the run streams as a task on the kernel's event loop and the cell returns at
+once, so the kernel is idle while text arrives: that is what lets the widget's Stop and Approve
+clicks reach the kernel, and tool calls still execute on the kernel's main thread (the loop's
+thread) between cells. Headless (nbconvert ``--execute``, papermill, nbclient: no widget manager,
+and ``allow_stdin`` false) each run ends before its cell returns, so the saved notebook records
+it; ``--wait`` / ``--background`` override (the rule: ``frontend.py``). A finished run's output is
+a static view (``static_view.py``) that needs no kernel or widget manager.
 """
 
 from __future__ import annotations
@@ -80,7 +84,11 @@ class RunAssistantMagics(Magics, Configurable):
         "", help="Thread used when -t is not given; empty: one thread per notebook file."
     ).tag(config=True)
     approve = Unicode("", help="Tools that need approval before they run: comma-separated names, or * for all.").tag(config=True)
-    wait = Bool(False, help="Block the cell until the run ends (default: stream in the background).").tag(config=True)
+    wait = Bool(
+        None, allow_none=True,
+        help="Block the cell until the run ends: True always, False never; unset (the default): only "
+        "when no widget front end is attached (nbconvert, papermill, nbclient), see frontend.py.",
+    ).tag(config=True)
     max_tool_output = Int(16384, help="Cap, in bytes, on each tool output sent to the model.").tag(config=True)
     context_budget = Int(
         0, help="Default request budget in estimated tokens for runs without max_prompt_tokens "
@@ -315,7 +323,8 @@ class RunAssistantMagics(Magics, Configurable):
     @argument("--approve", nargs="?", const="*", default=None, metavar="F,G",
               help="Ask before running these tools (one comma-separated word; all when no names are given).")
     @argument("--wait", action="store_true", default=None, help="Block until the run ends.")
-    @argument("--background", dest="wait", action="store_false", help="Stream in the background (the default).")
+    @argument("--background", dest="wait", action="store_false",
+              help="Stream in the background (the default when a widget front end is attached).")
     @argument("-o", "--out", metavar="NAME", help="Store the run handle (a RunStream) in this variable.")
     @argument("--poll", action="store_true", help="Poll instead of streaming.")
     @argument("--context", metavar="NAMES",
@@ -342,6 +351,10 @@ class RunAssistantMagics(Magics, Configurable):
         first word that is neither an option nor an option's value; the rest of the line is the
         message, verbatim (``--approve`` there takes its names as the next word: ``--approve
         f,g``; ``--approve --`` approves all).
+
+        With no widget front end attached (nbconvert --execute, papermill, nbclient) the cell
+        blocks until the run ends, so the saved notebook records it; --wait / --background
+        override. A finished run is shown as a static view that needs no kernel.
 
         A run on a thread that is still busy with an earlier background run waits for it and
         starts after it, in cell order (its widget says so); the cell returns at once.
@@ -373,7 +386,15 @@ class RunAssistantMagics(Magics, Configurable):
 
             tools += make_tools(self.shell)
         attachments = self._context(args.context)
+
+        # -- #10: headless executors record each run before the next cell (rule in frontend.py) --
+        from .frontend import widget_frontend_attached
+
+        attached = widget_frontend_attached(self.shell)
         wait = self.wait if args.wait is None else args.wait
+        if wait is None:
+            wait = not attached
+        # -- end #10 --
         loop = _running_loop()
         if loop is None or "google.colab" in sys.modules:
             wait = True
@@ -381,7 +402,7 @@ class RunAssistantMagics(Magics, Configurable):
         model = None if assistant_ref else self._model(args)
         thread_name = args.thread or self._default_thread_name()
 
-        widget = RunWidget(prices=dict(self.prices))
+        widget = RunWidget(live=attached, prices=dict(self.prices))  # #10: no comm when headless
         widget.set_prompt(message)
         if attachments:
             widget.context = [a.to_dict() for a in attachments]
@@ -725,7 +746,7 @@ class RunAssistantMagics(Magics, Configurable):
         if not batches:
             display(Markdown(f"Thread {ref!r} has no runs yet."))
         for events in batches:
-            widget = RunWidget()
+            widget = RunWidget(live=False)  # #10: a stored run is shown static, no comm
             for event in events:
                 widget.feed(event)
             widget.finish()
@@ -746,7 +767,7 @@ class RunAssistantMagics(Magics, Configurable):
             ("model_base_url", self.model_base_url or "—"),
             ("default thread", self._default_thread_name()),
             ("approve", self.approve or "none"),
-            ("wait", str(self.wait)),
+            ("wait", "auto (blocks when headless)" if self.wait is None else str(self.wait)),
             ("max_tool_output", str(self.max_tool_output)),
             ("tool_timeout", "none" if self.tool_timeout is None else f"{self.tool_timeout:g} s"),
         ]
@@ -919,8 +940,8 @@ async def _poll_into(run: Any, widget: Any, runner: Any) -> None:
 async def wait_all() -> None:
     """Wait until every background run that ``%%run_assistant`` started in this kernel has ended.
 
-    For headless execution (nbconvert/nbclient, papermill): a last cell ``await jr.wait_all()``
-    keeps the kernel alive until the runs finish, so the saved notebook holds their final output.
+    Headless executors need no such cell (each run ends before its cell returns); it is for runs
+    started with ``--background`` there, or for a cell that needs every run's result.
     """
     from IPython import get_ipython
 

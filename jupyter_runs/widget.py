@@ -13,8 +13,13 @@ Jupyter Server drops iopub messages past 1000/s, so the widget splits what it se
   sent: the snapshot already contains them.
 
 Nothing from the client (base URL, API key, headers) ever reaches this object; the run is reduced
-to display fields before it enters a trait, and the saved text/markdown fallback is built from the
-same reduced state.
+to display fields before it enters a trait, and the static output (``static_view``) is built from
+the same reduced state.
+
+A finished run outlives its widget: :meth:`finish` replaces the display, by display id, with the
+static bundle (no widget mimetype) and closes the comm, so a saved notebook holds no widget state
+of ours and a kernel that ran 200 runs holds no 200 live models. ``live=False`` (headless
+executors, ``%runs show``) never opens a comm at all.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import json
 import logging
 import math
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +40,8 @@ from typing import Any
 import anywidget
 import traitlets
 
-from .events import RunState, fold, merge_delta, message_text, step_tool_calls
-from .pricing import price_for, run_cost
+from . import static_view
+from .events import RunState, fold, merge_delta
 from .wire import TERMINAL_STATUSES, Event
 
 log = logging.getLogger(__name__)
@@ -136,8 +142,11 @@ class RunWidget(anywidget.AnyWidget):
         runner: Any = None,
         clock: Callable[[], float] | None = None,
         max_flushes: float = 30.0,
+        live: bool = True,
         **kwargs: Any,
     ) -> None:
+        # Read by open(), which ipywidgets calls from inside __init__.
+        self._live = live
         super().__init__(**kwargs)
         self._clock = clock or time.monotonic
         self._interval = 1.0 / max_flushes
@@ -537,7 +546,8 @@ class RunWidget(anywidget.AnyWidget):
         return out or live
 
     def finish(self) -> None:
-        """The run is over: final flush, and the saved-notebook fallback updated by display id."""
+        """The run is over: final flush, the display replaced by the static view (by display id),
+        and the live widget closed."""
         self._cancel_timer()
         if self._fold.run is not None:
             run = self._fold.run
@@ -549,102 +559,85 @@ class RunWidget(anywidget.AnyWidget):
         if self._display_id is not None:
             from IPython.display import update_display
 
-            data, metadata = self._repr_mimebundle_()
+            data, metadata = self._bundle()
             _as_latest_request(lambda: update_display(
                 data, metadata=metadata, raw=True, display_id=self._display_id))
+        # After the update, never before: a front end that saw the close first would drop the
+        # view and show nothing until the static output arrives.
+        self.close()
+
+    # -- the comm ----------------------------------------------------------------------------------
+    def open(self) -> None:
+        if getattr(self, "_live", True):
+            super().open()
+
+    def close(self) -> None:
+        # DOMWidget's Layout is a widget model of its own: left open, every finished run would
+        # still hold one live model in the kernel and the front end.
+        layout = self._trait_values.get("layout")
+        super().close()
+        if layout is not None:
+            layout.close()
+        # ipywidgets' close() hides _repr_mimebundle_ with None; a closed run still displays.
+        self.__dict__.pop("_repr_mimebundle_", None)
+
+    def get_state(self, key: Any = None, drop_defaults: bool = False) -> dict[str, Any]:
+        # A closed run's Layout is closed too: it has no model id left to serialize.
+        if key is None and self.comm is None:
+            key = [k for k in self.keys if k != "layout"]
+        return super().get_state(key=key, drop_defaults=drop_defaults)
+
+    @property
+    def live(self) -> bool:
+        """Whether a front end can still show this widget live (a comm is open)."""
+        return self.comm is not None
 
     # -- display -----------------------------------------------------------------------------------
     def show(self) -> None:
-        """Display the widget with a display id, so :meth:`finish` can update its fallback."""
+        """Display the run with a display id, so :meth:`finish` can replace it by the static view."""
         from IPython.display import display
 
         if self._display_id is None:
-            self._display_id = f"jupyter-runs-{self.model_id}"
-        data, metadata = self._repr_mimebundle_()
+            self._display_id = f"jupyter-runs-{uuid.uuid4().hex}"
+        data, metadata = self._bundle()
         display(data, metadata=metadata, raw=True, display_id=self._display_id)
 
     def _ipython_display_(self) -> None:
         self.show()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        bundle = super()._repr_mimebundle_(**kwargs)
+        return self._bundle(**kwargs)
+
+    def _bundle(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The live widget view plus text fallbacks while the run goes; the static view after."""
+        state = self.view_state()
+        if self._finished or self.comm is None:
+            return static_view.bundle(state), {}
+        bundle = anywidget.AnyWidget._repr_mimebundle_(self, **kwargs)
         data, metadata = bundle if isinstance(bundle, tuple) else (bundle or {}, {})
         data = dict(data)
-        data["text/plain"] = self.to_text()
-        data["text/markdown"] = self.to_markdown()
+        data["text/plain"] = static_view.to_text(state)
+        data["text/markdown"] = static_view.to_markdown(state)
         return data, dict(metadata or {})
 
-    # -- fallbacks -----------------------------------------------------------------------------------
-    def _summary(self) -> dict[str, Any]:
-        run = self._fold.run or {}
-        replies = [m for m in self._fold.messages.values() if m.get("role", "assistant") == "assistant"]
-        steps = []
-        for step in self._fold.steps.values():
-            span = self._timings.get(step.get("id"), [None, None])
-            secs = span[1] - span[0] if span[0] is not None and span[1] is not None else None
-            if self.timeless:
-                secs = None
-            if step.get("type") == "tool_calls" or (step.get("step_details") or {}).get("type") == "tool_calls":
-                for call in step_tool_calls(step):
-                    fn = call.get("function") or {}
-                    rec = self._records.get(call.get("id") or "", {})
-                    steps.append((f"{fn.get('name') or call.get('type')}({_one_line(fn.get('arguments'), 80)})",
-                                  rec.get("status") or step.get("status"), secs,
-                                  _one_line(fn.get("output") if fn.get("output") is not None else rec.get("output"), 100)))
-            else:
-                kind = "reasoning" if step.get("type") == "reasoning" else "message"
-                steps.append((kind, step.get("status"), secs, ""))
-        usage = run.get("usage") or {}
-        prompt = self.prompt or "\n\n".join(
-            message_text(m) for m in self._fold.messages.values() if m.get("role") == "user")
-        return {
-            "prompt": prompt,
-            "status": run.get("status") or ("failed" if self._fold.error else "queued"),
-            "model": run.get("model"),
-            "reply": "\n\n".join(message_text(m) for m in replies).strip(),
-            "steps": steps,
-            "tokens": usage.get("total_tokens"),
-            "cost": run_cost(usage, price_for(self.prices, run.get("model") or "")),
-            "error": (run.get("last_error") or {}).get("message") or (self._fold.error or {}).get("message"),
-            "elapsed": None if self.timeless else self._elapsed(),
-        }
+    # -- the static view ---------------------------------------------------------------------------
+    def view_state(self) -> static_view.ViewState:
+        """The reduced state the front end renders (the synced traits), for ``static_view``."""
+        return {"run": self.run, "messages": self.messages, "steps": self.steps, "records": self.records,
+                "approvals": self.approvals, "prompt": self.prompt, "meta": self.meta,
+                "context": self.context, "prices": self.prices, "timeless": self.timeless}
 
     def to_text(self) -> str:
         """The plain-text fallback: prompt, reply, steps, final status."""
-        s = self._summary()
-        lines = []
-        if s["prompt"]:
-            lines += [f"You: {s['prompt']}", ""]
-        if self.context:
-            lines += ["Context: " + ", ".join(c["label"] for c in self.context), ""]
-        if s["reply"]:
-            lines += [f"Assistant: {s['reply']}", ""]
-        for label, status, secs, output in s["steps"]:
-            line = f"  - {label} [{status}]" + (f" {secs:.2f}s" if secs is not None else "")
-            lines.append(line + (f" -> {output}" if output else ""))
-        lines.append(_status_line(s))
-        return "\n".join(lines).strip()
+        return static_view.to_text(self.view_state())
 
     def to_markdown(self) -> str:
-        """The markdown fallback a saved notebook shows where widgets don't render."""
-        s = self._summary()
-        parts = []
-        if s["prompt"]:
-            parts.append("**You:** " + _md_safe(s["prompt"]))
-        if self.context:
-            from .context import chips_markdown
+        """The markdown fallback: literal text whatever the model wrote."""
+        return static_view.to_markdown(self.view_state())
 
-            parts.append(chips_markdown(self.context))
-        if s["reply"]:
-            parts.append("**Assistant:**\n\n" + _md_safe(s["reply"]))
-        if s["steps"]:
-            rows = []
-            for label, status, secs, output in s["steps"]:
-                row = f"- `{label.replace('`', chr(39))}` — {status}" + (f", {secs:.2f} s" if secs is not None else "")
-                rows.append(row + (f": `{output.replace('`', chr(39))}`" if output else ""))
-            parts.append("**Steps**\n\n" + "\n".join(rows))
-        parts.append("*" + _md_safe(_status_line(s)) + "*")
-        return "\n\n".join(parts)
+    def to_html(self) -> str:
+        """The static view: sanitized, self-contained HTML that looks like the live view."""
+        return static_view.to_html(self.view_state())
 
 
 def _as_latest_request(publish: Callable[[], Any]) -> None:
@@ -673,44 +666,6 @@ def _as_latest_request(publish: Callable[[], Any]) -> None:
         publish()
 
     contextvars.copy_context().run(run)
-
-
-def _one_line(value: Any, limit: int) -> str:
-    if value is None:
-        return ""
-    text = " ".join(str(value).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _status_line(s: Mapping[str, Any]) -> str:
-    bits = [f"Run {s['status']}"]
-    if s.get("model"):
-        bits.append(str(s["model"]))
-    if s.get("elapsed") is not None:
-        bits.append(f"{s['elapsed']:.1f} s")
-    if s.get("tokens") is not None:
-        bits.append(f"{s['tokens']} tokens")
-    if s.get("cost") is not None:
-        bits.append(f"${s['cost']:.4g}")
-    line = " · ".join(bits)
-    return line + (f" — {s['error']}" if s.get("error") else "")
-
-
-def _md_safe(text: str) -> str:
-    """Model text for a markdown fallback: raw HTML outside code fences is escaped, because
-    nbconvert's HTML export passes raw HTML in markdown through unsanitized."""
-    out, fence = [], None
-    for line in text.split("\n"):
-        stripped = line.lstrip()
-        marker = stripped[:3]
-        if marker in ("```", "~~~"):
-            fence = None if fence == marker else (fence or marker)
-            out.append(line)
-        elif fence:
-            out.append(line)
-        else:
-            out.append(line.replace("<", "&lt;"))
-    return "\n".join(out)
 
 
 __all__ = ["ApprovalDecision", "RunWidget"]

@@ -48,8 +48,10 @@ def ip(shell: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 
 def shown(out: Any) -> str:
-    """Everything a captured cell displayed, as its markdown (else plain text) fallback."""
-    return "\n".join(o.data.get("text/markdown") or o.data.get("text/plain", "") for o in out.outputs)
+    """Everything a captured cell displayed: a run's plain text (its markdown preview omits the
+    steps), else the markdown (else plain text) fallback."""
+    return "\n".join(o.data["text/plain"] if "jr-run" in o.data.get("text/html", "")
+                     else o.data.get("text/markdown") or o.data.get("text/plain", "") for o in out.outputs)
 
 
 def magics(ip: Any) -> RunAssistantMagics:

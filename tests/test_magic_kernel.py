@@ -82,8 +82,8 @@ class Kernel:
         return out
 
     def updates(self) -> list[str]:
-        """The markdown fallbacks of every display update seen so far."""
-        return [m["content"]["data"].get("text/markdown", "") for m in self.log
+        """The plain-text fallbacks of every display update seen so far."""
+        return [m["content"]["data"].get("text/plain", "") for m in self.log
                 if m["msg_type"] == "update_display_data"]
 
     def close(self) -> None:

@@ -196,30 +196,44 @@ async def test_trailing_deltas_flush_on_the_loop_without_another_event() -> None
     assert widget.sent[1]["deltas"][0]["delta"]["content"][0]["text"]["value"] == "second"
 
 
-def test_fallback_mimebundle_tells_the_story() -> None:
+def test_live_bundle_carries_the_view_and_text_fallbacks() -> None:
+    widget = Captured()
+    widget.set_prompt("What's the weather in SF?")
+    widget.feed(run_event("in_progress"))
+    data, _ = widget._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert "What's the weather in SF?" in data["text/plain"]
+    assert "in_progress" in data["text/markdown"]
+
+
+def test_finished_run_becomes_a_static_bundle_and_the_widget_closes() -> None:
     widget = Captured()
     widget.set_prompt("What's the weather in SF?")
     for event in example("createThreadAndRun.streaming-with-functions") + example("submitToolOutputs.streaming"):
         widget.feed(event)
+    assert widget.comm is not None
     widget.finish()
+    assert widget.comm is None  # closed: nothing of ours stays in the front end's widget state
+    assert widget.run["status"] == "completed"  # handles still read the final state
     data, _ = widget._repr_mimebundle_()
-    assert "application/vnd.jupyter.widget-view+json" in data
-    for mime in ("text/plain", "text/markdown"):
+    assert set(data) == {"text/html", "text/markdown", "text/plain"}
+    for mime in ("text/plain", "text/html"):
         text = data[mime]
-        assert "What's the weather in SF?" in text
+        assert "weather in SF?" in text
         assert "70 degrees Fahrenheit and sunny" in text
         assert "get_current_weather" in text
-        assert "completed" in text
+    assert "completed" in data["text/plain"]
+    assert "1 tool call" in data["text/markdown"]
+    assert "data-status='completed'" in data["text/html"]
 
 
-def test_markdown_fallback_escapes_raw_html_outside_code() -> None:
+def test_markdown_fallback_is_literal_text() -> None:
     widget = Captured()
     widget.feed(message_event("completed", "<script>alert(1)</script>\n\n```html\n<b>x</b>\n```"))
     widget.feed(run_event("completed"))
     md = widget.to_markdown()
-    assert "<script>" not in md
-    assert "&lt;script>" in md
-    assert "<b>x</b>" in md  # inside a code fence markdown shows it as code
+    assert "<script>" not in md and "<b>" not in md
+    assert "&lt;script&gt;" in md
 
 
 def test_tool_record_adds_stdout_displays_and_timing() -> None:

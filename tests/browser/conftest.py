@@ -45,6 +45,11 @@ def _free_port() -> int:
 class Lab:
     """A running JupyterLab: ``url``, ``root`` (its notebook folder) and ``write_notebook``."""
 
+    #: The server command after ``python -m jupyter`` (Notebook 7 subclasses this).
+    app = "lab"
+    app_flags = ("--LabApp.expose_app_in_browser=True", "--LabApp.news_url=",
+                 "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate")
+
     def __init__(self, root: Path, settings: Path) -> None:
         self.root = root
         self.settings = settings
@@ -69,11 +74,10 @@ class Lab:
         (notes / "notification.jupyterlab-settings").write_text(
             json.dumps({"fetchNews": "false", "checkForUpdates": False}))
         cmd = [
-            sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+            sys.executable, "-m", "jupyter", self.app, "--no-browser", "--allow-root",
             f"--port={self.port}", "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1",
             "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-            f"--ServerApp.root_dir={self.root}", "--LabApp.expose_app_in_browser=True",
-            "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            f"--ServerApp.root_dir={self.root}", *self.app_flags,
         ]
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
                                      cwd=self.root)
@@ -117,6 +121,28 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     root = base / "notebooks"
     root.mkdir()
     server = Lab(root, base / "state").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Notebook7(Lab):
+    """A running Notebook 7 (``jupyter notebook``), set up like :class:`Lab`; notebooks open at
+    ``/notebooks/NAME``."""
+
+    app = "notebook"
+    app_flags = ("--JupyterNotebookApp.expose_app_in_browser=True",)
+
+
+@pytest.fixture(scope="module")
+def notebook7(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Notebook7]:
+    if not _has_module("notebook"):
+        _need("Notebook 7", "pip install notebook")
+    base = tmp_path_factory.mktemp("nb7")
+    root = base / "notebooks"
+    root.mkdir()
+    server = Notebook7(root, base / "state").start()
     try:
         yield server
     finally:

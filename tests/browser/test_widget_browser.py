@@ -300,7 +300,7 @@ def test_xss_in_a_reply_executes_nothing_and_shows_as_text(page: Any, lab: Any) 
     assert page.locator(f'{REPLY} a.jr-img-link[href^="https://leak.example.invalid/"]').count() == 1
     run = page.locator(".jr-run")
     assert run.locator("script, iframe, svg, object, embed").count() == 0
-    assert run.locator(".jr-md details").count() == 0  # the timeline's own <details> are ours
+    assert run.locator(".jr-md details").count() == 0  # steps are <details> of ours; none from the model
     assert run.locator("img").count() == 0
     shown = page.locator(REPLY).inner_text()
     assert "<script>window.__jrPwned = 'script'</script>" in shown
