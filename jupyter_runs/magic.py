@@ -739,14 +739,21 @@ class RunAssistantMagics(Magics, Configurable):
                               if not m.get("run_id") and since < (m.get("created_at") or 0) <= created]
                 since = created
                 mine = [m for m in messages if m.get("run_id") == r["id"]]
-                out.append(run_events(r, steps, prompt + mine))
+                out.append((run_events(r, steps, prompt + mine), prompt))
             return out
 
         batches = _portal.call(load)
         if not batches:
             display(Markdown(f"Thread {ref!r} has no runs yet."))
-        for events in batches:
+        from .context import is_block, parse_blocks
+
+        for events, prompt in batches:
             widget = RunWidget(live=False)  # #10: a stored run is shown static, no comm
+            if prompt:  # the prompt as typed, its --context attachments as chips (context.py)
+                parts = [(p.get("text") or {}).get("value") or "" for p in prompt[0].get("content") or ()
+                         if p.get("type") == "text"]
+                widget.set_prompt("\n\n".join(t for t in parts if not is_block(t)))
+                widget.context = parse_blocks(prompt[0])
             for event in events:
                 widget.feed(event)
             widget.finish()

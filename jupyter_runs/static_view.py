@@ -364,12 +364,14 @@ def _display_html(bundle: Mapping[str, Any]) -> str:
 
 
 def _tool_call_html(call: Mapping[str, Any], record: Mapping[str, Any] | None,
-                    approvals: Mapping[str, Mapping[str, Any]], terminal: bool) -> str:
+                    approvals: Mapping[str, Mapping[str, Any]], terminal: bool,
+                    timeless: bool = False) -> str:
     fn = call.get("function") or {}
     name = fn.get("name") or (record or {}).get("name") or call.get("type") or "tool"
     status = _call_status(call, record, approvals, terminal)
     dur = None
-    if record and record.get("started_at") is not None and record.get("ended_at") is not None:
+    if record and record.get("started_at") is not None and record.get("ended_at") is not None \
+            and not timeless:
         dur = record["ended_at"] - record["started_at"]
     head = _el("div", "tool-head", _el("span", "tool-name", _text(name))
                + _el("span", "sep", " — ") + _el("span", "pill tool-status", _text(status), data_status=status)
@@ -420,7 +422,7 @@ def _timeline_html(state: ViewState, terminal: bool) -> str:
                 + _el("span", "step-label", _text(_step_label(step)))
                 + _el("span", "bar-track", _el("span", "bar", "", style=bar or None))
                 + _el("span", "step-dur", _text(dur and f" {dur}")))
-        calls = "".join(_tool_call_html(c, records.get(c.get("id") or ""), approvals, terminal)
+        calls = "".join(_tool_call_html(c, records.get(c.get("id") or ""), approvals, terminal, timeless)
                         for c in step_tool_calls(step))
         thought = _reasoning_text(step) if _step_type(step) == "reasoning" else ""
         if thought:  # model text like the reply: rendered markdown, sanitized

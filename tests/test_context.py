@@ -152,7 +152,7 @@ def test_context_df_puts_the_description_in_the_request_and_shows_chips(
     finally:
         client.close()
     # The saved output lists the attachment.
-    assert "**Context:** `df · DataFrame 1,000×12 · " in shown(out)
+    assert "**Context:** df · DataFrame 1,000×12 · " in shown(out)
 
 
 def test_context_error_sends_the_last_traceback(ip: Any, chat_server: FakeChatServer) -> None:

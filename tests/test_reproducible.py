@@ -128,7 +128,6 @@ def _notebook(path: Path, prompts: list[str]) -> None:
     nb.cells = [nbformat.v4.new_code_cell(
         "%load_ext jupyter_runs\n"
         "%config RunAssistantMagics.model = 'compat:fake-model'\n"
-        "%config RunAssistantMagics.wait = True\n"
         "def lookup(city: str) -> dict:\n"
         "    \"\"\"Weather for a city.\"\"\"\n"
         "    return {'city': city, 'temp': 21}")]

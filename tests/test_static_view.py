@@ -213,3 +213,34 @@ def test_code_keeps_the_live_views_highlight_classes() -> None:
     html = to_html(state_with(reply="```python\nfor r in rows:\n    print(r)\n```"))
     assert "<span class=\"jr-hl-keyword\">for</span>" in html
     assert "<span class=\"jr-hl-built_in\">print</span>" in html
+
+
+def test_context_reasoning_cost_and_timeless_reach_the_saved_view() -> None:
+    """What the other features add to a run shows in its static copy too, and a cassette run's
+    copy carries no measured duration (so a replayed notebook writes the same bytes)."""
+    from jupyter_runs.static_view import bundle
+
+    state = {
+        "run": {"id": "run_1", "status": "completed", "model": "responses:m",
+                "usage": {"prompt_tokens": 1000, "completion_tokens": 600, "total_tokens": 1600,
+                          "prompt_tokens_details": {"cached_tokens": 400},
+                          "completion_tokens_details": {"reasoning_tokens": 500}}},
+        "messages": [], "records": {}, "approvals": [], "prompt": "why?",
+        "steps": [{"id": "step_r", "type": "reasoning", "status": "completed",
+                   "step_details": {"type": "reasoning", "reasoning": {"summary": "Six <b>times</b> seven"}}}],
+        "meta": {"elapsed": 2.345, "timings": {"step_r": [0.1, 1.9]}},
+        "context": [{"name": "df", "label": "df · DataFrame 3×2 · 120 B", "text": "<table>x</table>"}],
+        "prices": {"responses:m": {"input": 1.0, "output": 10.0}},
+    }
+    data = bundle(state)
+    html_ = data["text/html"]
+    assert "df · DataFrame 3×2 · 120 B" in html_ and "&lt;table&gt;x&lt;/table&gt;" in html_
+    assert "<table>x" not in html_
+    assert "Thought" in html_ and "Six" in html_ and "<b>" not in html_
+    assert "400 cached" in html_ and "500 reasoning" in html_ and "$" in html_
+    assert "2.3 s" in data["text/plain"] or "2.3" in data["text/plain"]
+    assert "df · DataFrame" in data["text/plain"] and "df · DataFrame" in data["text/markdown"]
+    timeless = bundle({**state, "timeless": True})
+    for text in timeless.values():
+        assert "2.3" not in text and "1.80" not in text and "1.8 s" not in text
+    assert "width:" not in timeless["text/html"].split("</style>", 1)[1]
