@@ -86,7 +86,7 @@ class RunAssistantMagics(Magics, Configurable):
         0, help="Default request budget in estimated tokens for runs without max_prompt_tokens "
         "(0: the engine's per-model default). The oldest messages are left out past it."
     ).tag(config=True)
-    # Reproducible notebooks (backends/local/cassette.py): record and replay model calls.
+    # Reproducible notebooks (backends/local/models/cassette.py): record and replay model calls.
     cassette = Unicode(
         "", help="Cassette file of recorded model calls (else $JUPYTER_RUNS_CASSETTE, else "
         "NOTEBOOK.cassette.jsonl beside the notebook)."
@@ -192,8 +192,8 @@ class RunAssistantMagics(Magics, Configurable):
 
     def _cassette_meta(self, args: Any, remote: bool) -> dict[str, str]:
         """Run metadata naming this run's cassette (``MODE:PATH``), or nothing when off."""
-        from .backends.local.cassette import check_mode, default_cassette_path
         from .backends.local.engine import CASSETTE_KEY
+        from .backends.local.models.cassette import check_mode, default_cassette_path
 
         try:
             mode = check_mode(args.cassette_mode or self.cassette_mode
