@@ -28,6 +28,7 @@ from traitlets import Bool, Dict, Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from ._secret import Secret, mask
+from ._table_cells import md_cell as _md
 from .errors import RunError
 
 #: A script shipped in the package, so the offline suggestion below works from any folder.
@@ -855,16 +856,6 @@ def _default_store() -> str:
         return str(default_store_path())
     except Exception:
         return "default"
-
-
-def _md(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _when(ts: int) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "—"
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
