@@ -3,9 +3,9 @@
 Ids are ``provider:name`` (DESIGN.md): ``openai:``, ``ollama:``, ``compat:`` (OpenAI-compatible
 Chat Completions, ``chat.py``), ``responses:`` (the Responses API, ``responses.py``; both over the
 shared HTTP layer in ``_http.py``) and ``scripted:PATH.json`` (deterministic, offline,
-``scripted.py``); ``cassette.py`` records and replays any of them. Only this module imports the
-adapters; they import their types from ``base.py``. The base names are handed on here so
-``from .models import ModelRequest`` reads as before.
+``scripted.py``); ``cassette.py`` records and replays any of them. No adapter imports this
+module (they take their types from ``base.py``), so there is no circle. The base names are handed
+on here so ``from .models import ModelRequest`` reads as before.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ __all__ = ["ChatCompletionsModel", "Finish", "ModelAdapter", "ModelEvent", "Mode
 
 def resolve_model(model_id: str, **config: Any) -> ModelAdapter:
     """The adapter for a ``provider:name`` id. ``config`` may carry ``base_url`` / ``api_key``
-    overrides (``compat:`` needs ``base_url``), and ``scripted_dir`` (see ``ScriptedModel``). Unknown providers raise ``ModelError`` with code
-    ``invalid_prompt`` naming the accepted ones."""
+    overrides (``compat:`` needs ``base_url``), and ``scripted_dir`` (see ``ScriptedModel``).
+    Unknown providers raise ``ModelError`` with code ``invalid_prompt`` naming the accepted ones."""
     provider, name = split_model_id(model_id)
     scripted_dir = config.pop("scripted_dir", None)  # a served engine confines scripted: paths
     if provider == "scripted":
