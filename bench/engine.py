@@ -39,7 +39,7 @@ except ImportError:
 
 from jupyter_runs.backends.http import HTTPBackend
 from jupyter_runs.backends.local.models import ModelRequest
-from jupyter_runs.backends.local.scripted import ScriptedModel
+from jupyter_runs.backends.local.models.scripted import ScriptedModel
 from jupyter_runs.client import AsyncClient
 
 

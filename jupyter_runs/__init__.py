@@ -2,6 +2,12 @@
 
 Public names only. Importing the package is cheap: the client, the engine and the widget load on
 first use, so ``%load_ext jupyter_runs`` costs little.
+
+Layout: ``magic`` (the cell magic), ``widget`` (the live view), ``runs`` (``Run``/``RunStream``),
+``client``, ``wire`` (objects), ``events`` (the event fold); ``tools/`` (callables as function tools:
+``schema``, ``validate``, ``approval``, ``runner``, ``cut``, ``capture``, ``encode``);
+``backends/http`` (a remote server) and ``backends/local`` (the embedded engine), whose
+``models/`` package holds ``base`` (model types), one module per adapter and the id registry.
 """
 
 from __future__ import annotations
@@ -17,9 +23,9 @@ _LAZY = {
     "Run": "runs",
     "RunStream": "runs",
     "RunWidget": "widget",
-    "tool": "tools",
-    "ToolRunner": "tools",
-    "ToolCallRecord": "tools",
+    "tool": "tools.runner",
+    "ToolRunner": "tools.runner",
+    "ToolCallRecord": "tools.runner",
     "Event": "wire",
     "wait_all": "magic",
     "JupyterRunsError": "errors",

@@ -282,12 +282,12 @@ class AsyncSteps(_Resource):
 def _cassette_settings(cassette: Any, mode: str | None) -> dict[str, Any]:
     """The embedded engine's cassette: the arguments, else ``$JUPYTER_RUNS_CASSETTE`` and
     ``$JUPYTER_RUNS_CASSETTE_MODE`` (so CI can switch a whole notebook to replay)."""
-    from .backends.local.cassette import check_mode
+    from .backends.local.models.cassette import check_mode
 
     cassette = cassette or os.environ.get("JUPYTER_RUNS_CASSETTE") or None
     mode = check_mode(mode or os.environ.get("JUPYTER_RUNS_CASSETTE_MODE") or "off")
     if mode != "off" and not cassette:
-        from .backends.local.cassette import default_cassette_path
+        from .backends.local.models.cassette import default_cassette_path
 
         cassette = default_cassette_path(None)
     return {"cassette": cassette, "cassette_mode": mode}
@@ -300,7 +300,7 @@ class AsyncClient:
     nothing on disk; ``base_url=...`` talks to a remote Assistants-compatible server;
     ``backend=`` takes any object with the :class:`~jupyter_runs.backends.Backend` methods.
     ``cassette=PATH, cassette_mode="record" | "replay" | "auto"`` records or replays the embedded
-    engine's model calls (``backends/local/cassette.py``).
+    engine's model calls (``backends/local/models/cassette.py``).
     """
 
     def __init__(

@@ -13,7 +13,7 @@ means the served API, ``%runs show`` and later runs see exactly what the model s
 can find the blocks again to clip them to their share of a request budget.
 
 The same :func:`describe` answers the ``describe_variable`` notebook tool, and the tables and
-arrays come from the tool-output encoder (``_encode``), so a DataFrame reads the same everywhere.
+arrays come from the tool-output encoder (``tools.encode``), so a DataFrame reads the same everywhere.
 Nothing here imports pandas, numpy or matplotlib: values are recognised by their type's module.
 """
 
@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._encode import _is_type, _module, cap, jsonable, markdown_table
+from .tools.encode import _is_type, _module, cap, jsonable, markdown_table
 
 #: Cap, in UTF-8 bytes, on one attachment's text (the engine may clip further to fit a budget).
 CONTEXT_LIMIT = 8192

@@ -32,6 +32,7 @@ from traitlets import Bool, Dict, Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from ._secret import Secret, mask
+from ._table_cells import md_cell as _md
 from .errors import RunError
 
 #: A script shipped in the package, so the offline suggestion below works from any folder.
@@ -94,7 +95,7 @@ class RunAssistantMagics(Magics, Configurable):
         0, help="Default request budget in estimated tokens for runs without max_prompt_tokens "
         "(0: the engine's per-model default). The oldest messages are left out past it."
     ).tag(config=True)
-    # Reproducible notebooks (backends/local/cassette.py): record and replay model calls.
+    # Reproducible notebooks (backends/local/models/cassette.py): record and replay model calls.
     cassette = Unicode(
         "", help="Cassette file of recorded model calls (else $JUPYTER_RUNS_CASSETTE, else "
         "NOTEBOOK.cassette.jsonl beside the notebook)."
@@ -200,8 +201,8 @@ class RunAssistantMagics(Magics, Configurable):
 
     def _cassette_meta(self, args: Any, remote: bool) -> dict[str, str]:
         """Run metadata naming this run's cassette (``MODE:PATH``), or nothing when off."""
-        from .backends.local.cassette import check_mode, default_cassette_path
         from .backends.local.engine import CASSETTE_KEY
+        from .backends.local.models.cassette import check_mode, default_cassette_path
 
         try:
             mode = check_mode(args.cassette_mode or self.cassette_mode
@@ -883,16 +884,6 @@ def _default_store() -> str:
         return str(default_store_path())
     except Exception:
         return "default"
-
-
-def _md(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _when(ts: int) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "—"
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -17,8 +17,8 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._encode import cap
 from .context import describe, format_error, last_exception
+from .tools.encode import cap
 
 #: Caps, in bytes: one description, one cell's source or output.
 DESCRIBE_LIMIT = 8192

@@ -1,9 +1,11 @@
 """Run and RunStream: the seed's object model (R ``openaiapi``) in Python.
 
 ``Run`` polls; ``RunStream`` folds a live event stream. Both perform the tool calls of
-``requires_action`` and carry on until the run ends. The async methods are the core; each sync
-method does the I/O on the portal loop but keeps callbacks and tool calls on the *caller's*
-thread, because user code is rarely thread-safe (in a notebook that is the kernel's main thread).
+``requires_action`` and carry on until the run ends. Each kind of run's life is written once, as a
+step function (``Run._poll_steps``, ``RunStream._steps``: a generator that yields what must be
+waited for); the async driver awaits each step on the caller's loop, the sync driver does the I/O
+on the portal loop but keeps callbacks and tool calls on the *caller's* thread, because user code
+is rarely thread-safe (in a notebook that is the kernel's main thread).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _portal
@@ -251,59 +253,71 @@ class Run:
             return self
         raise RunError.from_run(self.data)
 
-    def wait(
-        self,
-        env: Mapping[str, Any] | None = None,
-        timeout: float | None = None,
-        *,
-        poll_interval: float | None = None,
-        runner: ToolRunner | None = None,
-    ) -> Run:
+    def wait(self, env: Mapping[str, Any] | None = None, timeout: float | None = None, *,
+             poll_interval: float | None = None, runner: ToolRunner | None = None) -> Run:
         """Poll until the run ends, doing its tool calls from ``env`` on this thread.
 
         Returns the run when ``completed``; raises :class:`RunError` for failed, cancelled, expired
         and incomplete runs, :class:`RunTimeoutError` when ``timeout`` seconds pass first. Ctrl-C
         cancels the run.
         """
-        env = env if env is not None else default_env()
-        runner = self._runner(env, runner)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        runner = self._runner(env if env is not None else default_env(), runner)
+        steps = self._poll_steps(runner, None if timeout is None else time.monotonic() + timeout, poll_interval)
         try:
-            while True:
-                _portal.call(lambda: self._poll(deadline, poll_interval))
-                if self.data["status"] != "requires_action":
-                    return self._finish()
-                records = runner.run_sync(self.data, self._pending_calls())
-                if runner.stopped:
-                    _portal.call(self._stopped_async)
-                    return self._finish()
-                outputs = [r.to_output() for r in records]
-                _portal.call(lambda outputs=outputs: self.submit_tool_outputs_async(outputs))
+            self._run_sync(steps)
         except KeyboardInterrupt:
             self._cancel_quietly_sync()
             raise
+        return self._finish()
 
-    async def wait_async(
-        self,
-        env: Mapping[str, Any] | None = None,
-        timeout: float | None = None,
-        *,
-        poll_interval: float | None = None,
-        runner: ToolRunner | None = None,
-    ) -> Run:
+    async def wait_async(self, env: Mapping[str, Any] | None = None, timeout: float | None = None, *,
+                         poll_interval: float | None = None, runner: ToolRunner | None = None) -> Run:
         """``wait`` as a coroutine (the seed's ``await``), tool calls on the caller's loop."""
-        env = env if env is not None else default_env()
-        runner = self._runner(env, runner)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        runner = self._runner(env if env is not None else default_env(), runner)
+        await self._run_async(self._poll_steps(runner, None if timeout is None else time.monotonic() + timeout,
+                                               poll_interval))
+        return self._finish()
+
+    # -- the step machinery both kinds of driver share ------------------------------------------
+    def _poll_steps(self, runner: ToolRunner, deadline: float | None,
+                    poll_interval: float | None) -> Generator[_Step, Any, None]:
+        """A polled run's life for either driver: poll to ``requires_action`` or the end, do the
+        tool calls, submit their outputs (or cancel, after Stop), again."""
         while True:
-            await self._poll(deadline, poll_interval)
+            yield _CALL, functools.partial(self._poll, deadline, poll_interval)
             if self.data["status"] != "requires_action":
-                return self._finish()
-            records = await runner.run_async(self.data, self._pending_calls())
+                return
+            records = yield _TOOLS, runner
             if runner.stopped:
-                await self._stopped_async()
-                return self._finish()
-            await self.submit_tool_outputs_async([r.to_output() for r in records])
+                yield _CALL, self._stopped_async
+                return
+            yield _CALL, functools.partial(self.submit_tool_outputs_async, [r.to_output() for r in records])
+
+    async def _run_async(self, steps: Generator[_Step, Any, None],
+                         handlers: Mapping[str, Callback | None] | None = None) -> None:
+        """Drive ``steps`` on the caller's loop, sending each step's result back."""
+        reply = None
+        while (step := _next(steps, reply)) is not None:
+            reply = await self._wait_async(step, handlers or {})
+
+    def _run_sync(self, steps: Generator[_Step, Any, None],
+                  handlers: Mapping[str, Callback | None] | None = None) -> None:
+        """Drive ``steps`` from a blocking caller: I/O on the portal loop, the rest on this thread."""
+        reply = None
+        while (step := _next(steps, reply)) is not None:
+            reply = self._wait_sync(step, handlers or {})
+
+    async def _wait_async(self, step: _Step, handlers: Mapping[str, Callback | None]) -> Any:
+        what, arg = step
+        if what == _TOOLS:
+            return await arg.run_async(self.data, self._pending_calls())
+        return await arg()  # _CALL
+
+    def _wait_sync(self, step: _Step, handlers: Mapping[str, Callback | None]) -> Any:
+        what, arg = step
+        if what == _TOOLS:
+            return arg.run_sync(self.data, self._pending_calls())
+        return _portal.call(arg)  # _CALL
 
     def _cancel_quietly_sync(self) -> None:
         if self.data.get("id") and self.data.get("status") not in TERMINAL_STATUSES:
@@ -335,6 +349,19 @@ def _is_async_callable(fn: Any) -> bool:
 
 
 _STEP_ENDS = ("completed", "failed", "cancelled", "expired")
+
+#: What a step (of ``Run._poll_steps`` or ``RunStream._steps``) asks its driver to wait for.
+_STREAM, _TOOLS, _CALL, _DRAIN = "stream", "tools", "call", "drain"
+_Step = tuple[str, Any]
+
+
+def _next(steps: Generator[_Step, Any, None], reply: Any) -> _Step | None:
+    """The next step, given the last one's result; None once the steps are done."""
+    try:
+        return steps.send(reply)
+    except StopIteration:
+        return None
+
 
 _HANDLERS = ("on_event", "on_message_delta", "on_message", "on_run_step_delta", "on_run_step", "on_tool_call")
 
@@ -494,50 +521,78 @@ class RunStream(Run):
         self._driver_is_async = is_async
         return self._finished
 
-    # -- drivers ------------------------------------------------------------------------------
-    async def stream_async(
-        self,
-        on_message_delta: Callback | None = None,
-        on_message: Callback | None = None,
-        on_run_step_delta: Callback | None = None,
-        on_run_step: Callback | None = None,
-        on_event: Callback | None = None,
-        env: Mapping[str, Any] | None = None,
-        *,
-        on_tool_call: Callback | None = None,
-        runner: ToolRunner | None = None,
-    ) -> RunObject:
-        """Stream the run on the caller's loop; tool calls run there too. Returns the final run."""
-        handlers = dict(zip(_HANDLERS, (on_event, on_message_delta, on_message, on_run_step_delta,
-                                        on_run_step, on_tool_call)))
-        env = env if env is not None else default_env()
-        runner = self._runner(env, runner)
-        finished = self._claim(is_async=True)
+    def _start(
+        self, is_async: bool, callbacks: tuple[Callback | None, ...], env: Mapping[str, Any] | None,
+        runner: ToolRunner | None,
+    ) -> tuple[dict[str, Callback | None], Generator[_Step, Any, None], concurrent.futures.Future[RunObject]]:
+        """What both drivers do before the first event: name the handlers (the sync driver
+        refuses async ones at once), pick the runner, claim the stream, make its steps."""
+        handlers = dict(zip(_HANDLERS, callbacks))
+        if not is_async:
+            self._refuse_async_callbacks(handlers)
+        runner = self._runner(env if env is not None else default_env(2), runner)
+        finished = self._claim(is_async)
+        return handlers, self._steps(runner, handlers), finished
+
+    # -- the one step function both drivers run ------------------------------------------------
+    def _steps(self, runner: ToolRunner, handlers: Mapping[str, Callback | None]) -> Generator[_Step, Any, None]:
+        """The stream's life for either driver: open, fold the events, do the tool calls of
+        ``requires_action``, then continue, or end the run when Stop came meanwhile. Each yield
+        names what must be waited for; the driver waits its own way (awaiting on its loop, or on
+        the portal loop with callbacks and tools kept on the caller's thread) and sends back the
+        result."""
+        while self._opener is not None:
+            opener, self._opener = self._opener, None
+            yield _STREAM, opener
+            if self.data.get("status") != "requires_action":
+                return
+            records = yield _TOOLS, runner
+            if runner.stopped:
+                self._report(records, handlers)
+                yield _CALL, self._stopped_async
+                self._ended(handlers)
+            elif self._stopped_meanwhile():
+                self._report_end(records, (yield _CALL, self._follow_cancel), handlers)
+            else:
+                self._continuation(records, handlers)  # sets the opener: the loop goes on
+            yield _DRAIN, None
+
+    async def _wait_async(self, step: _Step, handlers: Mapping[str, Callback | None]) -> Any:
+        """Streams and drains here; async callbacks are awaited in event order."""
+        what, arg = step
+        if what == _STREAM:
+            events = arg()
+            try:
+                async for event in events:
+                    self._handle(event, handlers)
+                    if self._awaiting:
+                        await self._drain()
+            finally:
+                await events.aclose()
+        elif what == _DRAIN:
+            await self._drain()
+        else:
+            return await super()._wait_async(step, handlers)
+        return None
+
+    def _wait_sync(self, step: _Step, handlers: Mapping[str, Callback | None]) -> Any:
+        """Streams here; nothing to drain, since the sync driver refuses async callbacks."""
+        what, arg = step
+        if what == _STREAM:
+            events = _portal.iterate(arg)
+            try:
+                for event in events:
+                    self._handle(event, handlers)
+            finally:
+                events.close()
+        elif what != _DRAIN:
+            return super()._wait_sync(step, handlers)
+        return None
+
+    async def _drive_async(self, handlers: Mapping[str, Callback | None], steps: Generator[_Step, Any, None],
+                           finished: concurrent.futures.Future[RunObject]) -> RunObject:
         try:
-            while self._opener is not None:
-                opener, self._opener = self._opener, None
-                events = opener()
-                try:
-                    async for event in events:
-                        self._handle(event, handlers)
-                        if self._awaiting:
-                            await self._drain()
-                finally:
-                    await events.aclose()
-                if self.data.get("status") == "requires_action":
-                    records = await runner.run_async(self.data, self._pending_calls())
-                    if runner.stopped:
-                        self._report(records, handlers)
-                        await self._stopped_async()
-                        self._ended(handlers)
-                        await self._drain()
-                        break
-                    if self._stopped_meanwhile():
-                        self._report_end(records, await self._follow_cancel(), handlers)
-                        await self._drain()
-                        break
-                    self._continuation(records, handlers)
-                    await self._drain()
+            await self._run_async(steps, handlers)
         except BaseException as exc:
             await self._cancel_quietly()
             finished.set_exception(exc)
@@ -545,51 +600,34 @@ class RunStream(Run):
         finished.set_result(self.data)
         return self.data
 
-    def until_done(
-        self,
-        on_message_delta: Callback | None = None,
-        on_message: Callback | None = None,
-        on_run_step_delta: Callback | None = None,
-        on_run_step: Callback | None = None,
-        on_event: Callback | None = None,
-        env: Mapping[str, Any] | None = None,
-        *,
-        on_tool_call: Callback | None = None,
-        runner: ToolRunner | None = None,
-    ) -> RunObject:
-        """Stream the run to its end, blocking; callbacks and tool calls run on this thread."""
-        handlers = dict(zip(_HANDLERS, (on_event, on_message_delta, on_message, on_run_step_delta,
-                                        on_run_step, on_tool_call)))
-        self._refuse_async_callbacks(handlers)
-        env = env if env is not None else default_env()
-        runner = self._runner(env, runner)
-        finished = self._claim(is_async=False)
+    def _drive_sync(self, handlers: Mapping[str, Callback | None], steps: Generator[_Step, Any, None],
+                    finished: concurrent.futures.Future[RunObject]) -> RunObject:
         try:
-            while self._opener is not None:
-                opener, self._opener = self._opener, None
-                events = _portal.iterate(opener)
-                try:
-                    for event in events:
-                        self._handle(event, handlers)
-                finally:
-                    events.close()
-                if self.data.get("status") == "requires_action":
-                    records = runner.run_sync(self.data, self._pending_calls())
-                    if runner.stopped:
-                        self._report(records, handlers)
-                        _portal.call(self._stopped_async)
-                        self._ended(handlers)
-                        break
-                    if self._stopped_meanwhile():
-                        self._report_end(records, _portal.call(self._follow_cancel), handlers)
-                        break
-                    self._continuation(records, handlers)
+            self._run_sync(steps, handlers)
         except BaseException as exc:
             self._cancel_quietly_sync()
             finished.set_exception(exc)
             raise
         finished.set_result(self.data)
         return self.data
+
+    # -- drivers ------------------------------------------------------------------------------
+    async def stream_async(self, on_message_delta: Callback | None = None, on_message: Callback | None = None,
+                           on_run_step_delta: Callback | None = None, on_run_step: Callback | None = None,
+                           on_event: Callback | None = None, env: Mapping[str, Any] | None = None, *,
+                           on_tool_call: Callback | None = None, runner: ToolRunner | None = None) -> RunObject:
+        """Stream the run on the caller's loop; tool calls run there too. Returns the final run."""
+        callbacks = (on_event, on_message_delta, on_message, on_run_step_delta, on_run_step, on_tool_call)
+        return await self._drive_async(*self._start(True, callbacks, env, runner))
+
+    def until_done(self, on_message_delta: Callback | None = None, on_message: Callback | None = None,
+                   on_run_step_delta: Callback | None = None, on_run_step: Callback | None = None,
+                   on_event: Callback | None = None, env: Mapping[str, Any] | None = None, *,
+                   on_tool_call: Callback | None = None, runner: ToolRunner | None = None) -> RunObject:
+        """Stream the run to its end, blocking; callbacks and tool calls run on this thread (an
+        async callback is refused: there is no loop here to await it)."""
+        callbacks = (on_event, on_message_delta, on_message, on_run_step_delta, on_run_step, on_tool_call)
+        return self._drive_sync(*self._start(False, callbacks, env, runner))
 
     def __iter__(self):
         """Iterate the raw events of the stream (no tool calls are made: submit them yourself)."""

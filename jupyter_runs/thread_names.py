@@ -16,8 +16,8 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from ._table_cells import md_cell, when
 from .backends.local.store import THREAD_NAME_KEY
-from .magic import _md, _when
 
 #: The longest name kept (thread metadata values are at most 512 characters).
 MAX_NAME = 512
@@ -98,9 +98,9 @@ async def _activity(client: Any, thread: Any) -> tuple[int, int]:
 
 def threads_markdown(rows: list[tuple[str, str, int, int]], more: bool, args: argparse.Namespace) -> str:
     if not rows:
-        return "No stored threads yet." if not args.prefix else f"No stored thread name starts with {_md(args.prefix)}."
+        return "No stored threads yet." if not args.prefix else f"No stored thread name starts with {md_cell(args.prefix)}."
     lines = ["| thread | id | last activity | messages |", "| --- | --- | --- | ---: |"]
-    lines += [f"| {_md(n) or '—'} | `{i}` | {_when(w)} | {c}{'+' if c >= COUNT_UP_TO else ''} |"
+    lines += [f"| {md_cell(n) or '—'} | `{i}` | {when(w)} | {c}{'+' if c >= COUNT_UP_TO else ''} |"
               for n, i, w, c in rows]
     if more:
         lines += ["", f"The latest {len(rows)} threads; more are stored: "

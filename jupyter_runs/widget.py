@@ -33,7 +33,6 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ import traitlets
 
 from . import static_view
 from .events import RunState, fold, merge_delta
+from .tools.approval import ApprovalDecision
 from .wire import TERMINAL_STATUSES, Event
 
 log = logging.getLogger(__name__)
@@ -82,25 +82,6 @@ def _pick(obj: Mapping[str, Any] | None, keys: tuple[str, ...]) -> dict[str, Any
 def _clip(text: Any, limit: int = _MAX_TEXT) -> str:
     text = "" if text is None else str(text)
     return text if len(text) <= limit else text[:limit] + f"\n… ({len(text) - limit:,} more characters)"
-
-
-@dataclass
-class ApprovalDecision:
-    """The user's answer on an approval card (used when ``tools`` defines no decision type)."""
-
-    approved: bool
-    arguments: Any = None
-    reason: str | None = None
-
-
-def _decision_type() -> type:
-    from . import tools
-
-    for name in ("ApprovalDecision", "Decision", "Approval"):
-        cls = getattr(tools, name, None)
-        if isinstance(cls, type):
-            return cls
-    return ApprovalDecision
 
 
 def _field(obj: Any, *names: str) -> Any:
@@ -422,10 +403,7 @@ class RunWidget(anywidget.AnyWidget):
         self._publish()
         fields = {"approved": approved, "arguments": parsed,
                   "reason": None if approved else str(reason or "denied by the user")}
-        try:
-            decision = _decision_type()(**fields)
-        except TypeError:  # the tools module's type takes other fields: ours still carries the answer
-            decision = ApprovalDecision(**fields)
+        decision = ApprovalDecision(**fields)
         # The click may be handled off the loop that awaits it (ipykernel 7 can dispatch comm
         # messages from another thread); a plain set_result would then not wake that loop.
         def settle() -> None:

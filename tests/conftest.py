@@ -18,7 +18,7 @@ SERVED_KEY = "test-server-key"
 @pytest.fixture(autouse=True)
 def scripted_requests_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests read what the engine sent the scripted model; outside tests it keeps nothing."""
-    from jupyter_runs.backends.local.scripted import ScriptedModel
+    from jupyter_runs.backends.local.models.scripted import ScriptedModel
 
     monkeypatch.setattr(ScriptedModel, "keep_requests", 64)
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 import jupyter_runs as jr
-from jupyter_runs.backends.local.cassette import canonical_request, request_key
 from jupyter_runs.backends.local.models import ModelRequest
+from jupyter_runs.backends.local.models.cassette import canonical_request, request_key
 from tests.fakes.chat_server import FakeChatServer, text_reply, tool_calls_reply
 
 
@@ -166,7 +166,7 @@ def test_served_engine_replays_its_own_cassette_and_ignores_one_a_client_names(c
 def test_every_model_event_type_survives_the_file():
     """Events the adapters add (reasoning, usage details) are recorded without a change here."""
     from jupyter_runs.backends.local import models
-    from jupyter_runs.backends.local.cassette import _event_types, decode_event, encode_event
+    from jupyter_runs.backends.local.models.cassette import _event_types, decode_event, encode_event
 
     samples = [models.TextDelta("hi"), models.ToolCallDelta(0, id="c", name="f", arguments="{}"),
                models.Finish("stop")]

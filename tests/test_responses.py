@@ -23,7 +23,7 @@ from jupyter_runs.backends.local.models import (
     Usage,
     resolve_model,
 )
-from jupyter_runs.backends.local.responses import ResponsesModel
+from jupyter_runs.backends.local.models.responses import ResponsesModel
 from jupyter_runs.errors import ModelError
 from tests.fakes import chat_server as chat_fake
 from tests.fakes.chat_server import FakeChatServer, Reply

@@ -14,7 +14,7 @@ import pytest
 
 import jupyter_runs as jr
 from jupyter_runs.backends.local.models import ModelRequest
-from jupyter_runs.backends.local.scripted import ScriptedModel
+from jupyter_runs.backends.local.models.scripted import ScriptedModel
 
 
 class RecordingConnection:

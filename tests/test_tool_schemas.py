@@ -16,9 +16,9 @@ import pydantic
 import pytest
 
 import jupyter_runs as jr
-from jupyter_runs._schema import parse_docstring
 from jupyter_runs.errors import ToolError
 from jupyter_runs.tools import to_tool_params, tool_param, tool_spec
+from jupyter_runs.tools.schema import parse_docstring
 
 
 def params_of(fn: Any, strict: bool = False) -> dict[str, Any]:
@@ -327,7 +327,7 @@ def shipping(dest: Point, items: list[Order], mode: Literal["air", "sea"] = "sea
     ],
 )
 def test_our_validator_agrees_with_jsonschema(arguments):
-    from jupyter_runs._validate import check_object
+    from jupyter_runs.tools.validate import check_object
 
     schema = params_of(shipping)
     errors: list[str] = []

@@ -21,7 +21,6 @@ import pydantic
 import pytest
 
 import jupyter_runs as jr
-from jupyter_runs._encode import cap, encode
 from jupyter_runs.tools import (
     ApprovalDecision,
     ApprovalRequest,
@@ -30,6 +29,7 @@ from jupyter_runs.tools import (
     ToolRunner,
     tool_param,
 )
+from jupyter_runs.tools.encode import cap, encode
 
 
 def run_for(*fns: Any) -> dict[str, Any]:
@@ -690,7 +690,7 @@ def test_pydantic_and_typeddict_arguments_are_built():
 
 
 def test_stdout_proxy_keeps_the_real_streams_attributes():
-    from jupyter_runs import _capture
+    from jupyter_runs.tools import capture as _capture
 
     real = sys.stdout
     with _capture.routing():

@@ -24,8 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..._encode import cap
 from ...context import clip_block, is_block
+from ...tools.encode import cap
 
 #: Default request budgets in estimated tokens, by model provider ("*": any other). Small local
 #: models (Ollama) often run with an 8k window; hosted ones take more, but every token is paid for.

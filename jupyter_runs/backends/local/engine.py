@@ -17,8 +17,8 @@ from typing import Any
 from ...errors import BadRequestError, ConflictError, NotFoundError
 from ...wire import Event
 from . import objects as obj
-from .cassette import Cassette, CassetteModel, check_mode
 from .models import ModelAdapter, resolve_model
+from .models.cassette import Cassette, CassetteModel, check_mode
 from .runloop import ActiveRun, RunLoop, snapshot
 from .store import ACTIVE_STATUSES, Store
 from .writes import BUSY_TIMEOUT_MS, retrying
@@ -60,7 +60,7 @@ class Engine:
         # Not an adapter setting: the default request budget (tokens, or a mapping by model).
         budget = self.model_config.pop("context_budget", None)
         self._models: dict[str, ModelAdapter] = {}
-        # Record/replay (cassette.py): the engine's own cassette, and whether a run may name its
+        # Record/replay (models/cassette.py): the engine's own cassette, and whether a run may name its
         # own in its metadata. Only an in-process engine allows that; a served one must never
         # open a path a remote client chose.
         self.cassette_mode = check_mode(cassette_mode)

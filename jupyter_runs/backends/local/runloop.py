@@ -44,7 +44,7 @@ from .models import (
     Usage,
     split_model_id,
 )
-from .scripted import count_tokens, prompt_tokens
+from .models.scripted import count_tokens, prompt_tokens
 from .store import INTERRUPTED_ERROR, Store
 from .writes import StoreBusyError, WriteQueue
 

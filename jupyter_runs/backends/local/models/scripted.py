@@ -27,8 +27,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ...errors import ModelError
-from .models import (
+from ....errors import ModelError
+from .base import (
     Finish,
     ModelEvent,
     ModelRequest,

@@ -16,9 +16,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ...errors import ModelError
-from ._http import ModelHTTP, check_base_url, check_options
-from .models import (
+from ....errors import ModelError
+from ._http import (
+    ModelHTTP,
+    _get,
+    _int,
+    _key_hint,
+    check_base_url,
+    check_options,
+    provider_endpoint,
+)
+from .base import (
     Finish,
     ModelEvent,
     ModelRequest,
@@ -26,10 +34,6 @@ from .models import (
     TextDelta,
     ToolCallDelta,
     Usage,
-    _get,
-    _int,
-    _key_hint,
-    provider_endpoint,
 )
 
 #: Summaries are what make a reasoning model's silence visible; ``auto`` is the richest a model

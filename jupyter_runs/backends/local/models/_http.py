@@ -21,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
-from ...errors import ModelError, StreamError
+from ....errors import ModelError, StreamError
 
 log = logging.getLogger("jupyter_runs.models")
 
@@ -199,7 +200,7 @@ class ModelHTTP:
         """One HTTP request. Raises ``_Retry`` for a retryable failure before the first event."""
         import httpx
 
-        from ...sse import aiter_events
+        from ....sse import aiter_events
 
         url = f"{self.base_url}{path}"
         started = False
@@ -340,3 +341,62 @@ async def _next_within(events: AsyncIterator[Any], limit: float | None) -> Any:
         raise asyncio.TimeoutError from None
     finally:
         handle.cancel()
+
+
+# -- shared by the HTTP adapters (endpoints from the environment, JSON lookups) ----------------
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+OLLAMA_BASE_URL = "http://127.0.0.1:11434/v1"
+
+
+def provider_endpoint(provider: str, name: str, base_url: str | None,
+                      api_key: str | None) -> tuple[str, str | None]:
+    """``(base_url, api_key)`` for ``openai``, ``ollama`` or ``compat``, filling in what the
+    environment configures: ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``, ``OLLAMA_BASE_URL``,
+    ``JUPYTER_RUNS_COMPAT_BASE_URL`` / ``JUPYTER_RUNS_COMPAT_API_KEY``. Explicit arguments win.
+    Shared by every HTTP adapter, so ``responses:`` takes the same keys as ``openai:``."""
+    env = os.environ
+    if provider in ("openai", "responses"):
+        base_url = base_url or env.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
+        api_key = api_key or env.get("OPENAI_API_KEY")
+        if not api_key and base_url.rstrip("/") == OPENAI_BASE_URL:
+            raise ModelError(
+                f"{provider}:{name} needs an API key: set OPENAI_API_KEY (or pass api_key in the "
+                "model config)",
+                code="server_error",
+            )
+    elif provider == "ollama":
+        base_url = base_url or env.get("OLLAMA_BASE_URL") or OLLAMA_BASE_URL
+    elif provider == "compat":
+        base_url = base_url or env.get("JUPYTER_RUNS_COMPAT_BASE_URL")
+        api_key = api_key or env.get("JUPYTER_RUNS_COMPAT_API_KEY")
+        if not base_url:
+            raise ModelError(
+                f"compat:{name} needs the server's base URL: pass base_url (such as "
+                "http://127.0.0.1:8000/v1) in the model config, or set JUPYTER_RUNS_COMPAT_BASE_URL",
+                code="invalid_prompt",
+            )
+    else:
+        raise ModelError(
+            f"unknown Chat Completions provider {provider!r}; use openai, ollama or compat",
+            code="invalid_prompt",
+        )
+    return base_url, api_key
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _get(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def _key_hint(provider: str) -> str:
+    return {
+        "openai": "OPENAI_API_KEY or api_key in the model config",
+        "responses": "OPENAI_API_KEY or api_key in the model config",
+        "compat": "JUPYTER_RUNS_COMPAT_API_KEY or api_key in the model config",
+    }.get(provider, "api_key in the model config")

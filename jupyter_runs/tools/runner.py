@@ -12,7 +12,7 @@ Decisions where the issue is silent:
   tool dict with an enum for a ``str`` parameter, say) don't block the call: arguments are
   validated against the live function, and a rejection then says the tool changed.
 - Every tool has a timeout (:data:`DEFAULT_TOOL_TIMEOUT`) and can be cut by it, by ``cancel``
-  (Stop) and by Kernel › Interrupt; how each kind of call is cut is explained in ``_cut.py``. A cut
+  (Stop) and by Kernel › Interrupt; how each kind of call is cut is explained in ``cut.py``. A cut
   call fails with an output that says why, and its late result (if it ever returns) is discarded.
 - ``run_async`` (background runs on the kernel's loop) runs a sync tool that has a timeout in a
   worker thread: on the loop's thread it would block the kernel so that Stop could not even be
@@ -36,12 +36,13 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import _capture, _cut
-from ._approval import ApprovalDecision, ApprovalRequest, ask_on_stdin, decision_of
-from ._encode import cap, encode
-from ._schema import ToolSpec, allows_none, build_spec, callable_name
-from ._validate import check_object, convert
-from .errors import ToolError
+from ..errors import ToolError
+from . import capture as _capture
+from . import cut as _cut
+from .approval import ApprovalDecision, ApprovalRequest, ask_on_stdin, decision_of
+from .encode import cap, encode
+from .schema import ToolSpec, allows_none, build_spec, callable_name
+from .validate import check_object, convert
 
 __all__ = ["ApprovalDecision", "ApprovalRequest", "DEFAULT_TOOL_TIMEOUT", "Namespace", "ToolCallRecord",
            "ToolRunner", "tool", "tool_param", "tool_spec", "to_tool_params"]
@@ -128,7 +129,7 @@ def tool(
     """Mark a function as a tool with overrides: ``@jr.tool`` or ``@jr.tool(name=..., strict=True)``.
 
     ``timeout`` overrides the runner's (seconds). ``thread_safe`` is accepted for compatibility and
-    no longer changes anything: every call can be cut at its timeout now (see ``_cut.py``). The function is returned unchanged apart from an attribute, so it stays an
+    no longer changes anything: every call can be cut at its timeout now (see ``cut.py``). The function is returned unchanged apart from an attribute, so it stays an
     ordinary function for the notebook; its schema is checked now so mistakes show at definition.
     """
     options = ToolOptions(name, description, strict, thread_safe, timeout)
@@ -543,7 +544,7 @@ class ToolRunner:
                 return loop.run_until_complete(_awaited(factory))
             finally:
                 loop.close()
-        from . import _portal
+        from .. import _portal
 
         return _portal.call(lambda: _awaited(factory))
 
@@ -608,7 +609,7 @@ class ToolRunner:
             await self._execute_async_inner(prepared)
         elif prepared.timeout is not None:
             # In a worker thread, so the loop (the kernel's) stays free: a Stop click is read,
-            # the widget updates, and the call can be cut (see _cut).
+            # the widget updates, and the call can be cut (see cut.py).
             await self._execute_thread(prepared)
         else:  # no limit asked for: on the loop's thread, where user code expects to run
             self._execute_sync(prepared)

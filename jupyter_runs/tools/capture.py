@@ -162,7 +162,7 @@ def _take_new_figures(sink: Sink, before: set[int]) -> None:
     pyplot = sys.modules.get("matplotlib.pyplot")
     if pyplot is None:
         return
-    from ._encode import _show_figure
+    from .encode import _show_figure
 
     for number in sorted(set(pyplot.get_fignums()) - before):
         try:

@@ -1,4 +1,4 @@
-"""Check tool arguments against the schema subset ``_schema.py`` generates, and coerce them.
+"""Check tool arguments against the schema subset ``schema.py`` generates, and coerce them.
 
 A dependency-free validator on purpose: the subset is small (type, enum, anyOf, properties,
 required, additionalProperties, items, prefixItems, min/maxItems), and the messages are written for
@@ -16,7 +16,7 @@ import types
 import typing
 from typing import Any
 
-from ._schema import is_pydantic, is_typeddict
+from .schema import is_pydantic, is_typeddict
 
 _WORDS = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
           "null": "null", "array": "a list", "object": "an object"}
@@ -161,7 +161,7 @@ def check_object(value: dict[str, Any], schema: dict[str, Any], path: str, error
 
 def _fits(value: Any, tp: Any) -> bool:
     """Whether ``value`` (already validated JSON) belongs to Union member ``tp``."""
-    from ._schema import _Context, type_schema
+    from .schema import _Context, type_schema
 
     try:
         schema = type_schema(tp, _Context("", "", False))
@@ -203,7 +203,7 @@ def convert(value: Any, tp: Any) -> Any:
         if is_pydantic(tp):
             return tp.model_validate(value)
         if dataclasses.is_dataclass(tp) or is_typeddict(tp):
-            from ._schema import allows_none
+            from .schema import allows_none
 
             hints = typing.get_type_hints(tp, include_extras=True)
             # strict mode sends null for a field left at its default

@@ -29,9 +29,9 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from ...errors import ModelError
-from . import models as _models
-from .models import ModelAdapter, ModelEvent, ModelRequest
+from ....errors import ModelError
+from . import base as _base
+from .base import ModelAdapter, ModelEvent, ModelRequest
 
 MODES = ("off", "record", "replay", "auto")
 #: The longest pause replay keeps between two events: a recording made over a slow network
@@ -96,10 +96,10 @@ def request_key(canonical: dict[str, Any]) -> str:
 # -- model events as JSON ------------------------------------------------------------------------
 
 def _event_types() -> dict[str, type]:
-    """Every dataclass model event the adapters module defines, by class name; read each time so
+    """Every dataclass model event ``base`` defines, by class name; read each time so
     event types added there are recorded without a change here."""
     return {
-        name: cls for name, cls in vars(_models).items()
+        name: cls for name, cls in vars(_base).items()
         if isinstance(cls, type) and dataclasses.is_dataclass(cls) and cls is not ModelRequest
     }
 

@@ -1,142 +1,26 @@
-"""Model adapters: what the engine asks of a model, and how model ids pick one.
-
-The engine speaks to every model through :class:`ModelAdapter`: a Chat Completions-shaped request
-in, a stream of small typed events out. Ids are ``provider:name`` (DESIGN.md): ``openai:``,
-``ollama:``, ``compat:`` (OpenAI-compatible Chat Completions, in this module), ``responses:``
-(the Responses API, in ``responses.py``; both over the shared HTTP layer in ``_http.py``) and
-``scripted:PATH.json`` (deterministic, offline, in ``scripted.py``).
-"""
+"""The OpenAI-compatible Chat Completions adapter (``openai:``, ``ollama:``, ``compat:``) and its
+streamed-chunk parser."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any, Protocol, Union
+from typing import Any
 
-from ...errors import ModelError
-from ._http import ModelHTTP, check_base_url, check_options
+from ._http import (
+    ModelHTTP,
+    _get,
+    _int,
+    _key_hint,
+    check_base_url,
+    check_options,
+    provider_endpoint,
+)
+from .base import Finish, ModelEvent, ModelRequest, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 
 log = logging.getLogger("jupyter_runs.models")
-
-
-@dataclass
-class ModelRequest:
-    """One model call. ``messages`` and ``tools`` are in Chat Completions form; ``call_index`` is the
-    number of model calls this run made before (the scripted model answers turn ``call_index``)."""
-
-    model: str  # the name part of the id (``gpt-4.1-mini``), not the provider
-    messages: list[dict[str, Any]]
-    tools: list[dict[str, Any]] = field(default_factory=list)
-    tool_choice: Any = None
-    parallel_tool_calls: bool | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
-    response_format: Any = None
-    run_id: str = ""
-    call_index: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class TextDelta:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallDelta:
-    """A piece of a streamed tool call. ``index`` orders parallel calls; ``id`` and ``name`` come
-    with the first piece of a call, ``arguments`` accumulates."""
-
-    index: int
-    id: str | None = None
-    name: str | None = None
-    arguments: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ReasoningDelta:
-    """A piece of the model's reasoning summary (Responses ``reasoning_summary_text``, or the
-    ``reasoning_content`` some Chat Completions servers stream). ``part`` numbers the summary's
-    paragraphs; a new part starts a new paragraph."""
-
-    text: str
-    part: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Tokens of one call. ``reasoning_tokens`` are part of ``completion_tokens`` and
-    ``cached_tokens`` part of ``prompt_tokens``, as every OpenAI API counts them."""
-
-    prompt_tokens: int
-    completion_tokens: int
-    reasoning_tokens: int = 0
-    cached_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
-@dataclass(frozen=True, slots=True)
-class Finish:
-    """The last event of a call: ``stop``, ``tool_calls``, ``length`` or ``content_filter``."""
-
-    reason: str
-
-
-ModelEvent = Union[TextDelta, ReasoningDelta, ToolCallDelta, Usage, Finish]  # noqa: UP007 - a runtime alias on 3.10
-
-
-class ModelAdapter(Protocol):
-    """A model the engine can stream from. Raise :class:`ModelError` (with ``code`` one of
-    ``server_error``, ``rate_limit_exceeded``, ``invalid_prompt``) on failure; closing the iterator
-    early (cancel) must close the underlying connection."""
-
-    def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]: ...
-
-    async def aclose(self) -> None: ...
-
-
-def split_model_id(model_id: str) -> tuple[str, str]:
-    """``"openai:gpt-4.1-mini"`` -> ``("openai", "gpt-4.1-mini")``; a bare name means ``openai``."""
-    provider, sep, name = model_id.partition(":")
-    if not sep:
-        return "openai", model_id
-    return provider, name
-
-
-def resolve_model(model_id: str, **config: Any) -> ModelAdapter:
-    """The adapter for a ``provider:name`` id. ``config`` may carry ``base_url`` / ``api_key``
-    overrides (``compat:`` needs ``base_url``), and ``scripted_dir`` (see ``ScriptedModel``). Unknown providers raise ``ModelError`` with code
-    ``invalid_prompt`` naming the accepted ones."""
-    provider, name = split_model_id(model_id)
-    scripted_dir = config.pop("scripted_dir", None)  # a served engine confines scripted: paths
-    if provider == "scripted":
-        from .scripted import ScriptedModel
-
-        return ScriptedModel(name, root=scripted_dir)
-    if provider in ("openai", "ollama", "compat"):
-        return ChatCompletionsModel.for_provider(provider, name=name, **config)
-    if provider == "responses":
-        from .responses import ResponsesModel
-
-        return ResponsesModel.for_provider(name=name, **config)
-    raise ModelError(
-        f"unknown model provider {provider!r} in {model_id!r}; use openai:NAME, ollama:NAME, "
-        "compat:NAME (with base_url), responses:NAME or scripted:PATH.json",
-        code="invalid_prompt",
-    )
-
-
-# -- OpenAI-compatible Chat Completions ------------------------------------------------------------
-
-OPENAI_BASE_URL = "https://api.openai.com/v1"
-OLLAMA_BASE_URL = "http://127.0.0.1:11434/v1"
 
 _FINISH = {
     "stop": "stop",
@@ -148,41 +32,6 @@ _FINISH = {
     "max_tokens": "length",
     "content_filter": "content_filter",
 }
-
-
-def provider_endpoint(provider: str, name: str, base_url: str | None,
-                      api_key: str | None) -> tuple[str, str | None]:
-    """``(base_url, api_key)`` for ``openai``, ``ollama`` or ``compat``, filling in what the
-    environment configures: ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``, ``OLLAMA_BASE_URL``,
-    ``JUPYTER_RUNS_COMPAT_BASE_URL`` / ``JUPYTER_RUNS_COMPAT_API_KEY``. Explicit arguments win.
-    Shared by every HTTP adapter, so ``responses:`` takes the same keys as ``openai:``."""
-    env = os.environ
-    if provider in ("openai", "responses"):
-        base_url = base_url or env.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
-        api_key = api_key or env.get("OPENAI_API_KEY")
-        if not api_key and base_url.rstrip("/") == OPENAI_BASE_URL:
-            raise ModelError(
-                f"{provider}:{name} needs an API key: set OPENAI_API_KEY (or pass api_key in the "
-                "model config)",
-                code="server_error",
-            )
-    elif provider == "ollama":
-        base_url = base_url or env.get("OLLAMA_BASE_URL") or OLLAMA_BASE_URL
-    elif provider == "compat":
-        base_url = base_url or env.get("JUPYTER_RUNS_COMPAT_BASE_URL")
-        api_key = api_key or env.get("JUPYTER_RUNS_COMPAT_API_KEY")
-        if not base_url:
-            raise ModelError(
-                f"compat:{name} needs the server's base URL: pass base_url (such as "
-                "http://127.0.0.1:8000/v1) in the model config, or set JUPYTER_RUNS_COMPAT_BASE_URL",
-                code="invalid_prompt",
-            )
-    else:
-        raise ModelError(
-            f"unknown Chat Completions provider {provider!r}; use openai, ollama or compat",
-            code="invalid_prompt",
-        )
-    return base_url, api_key
 
 
 class ChatCompletionsModel:
@@ -367,21 +216,3 @@ class _ChunkParser:
             return []
         reason = "tool_calls" if self.ids and self.reason == "stop" else self.reason
         return [*([self.usage] if self.usage else []), Finish(reason)]
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def _get(obj: Any, *keys: str) -> Any:
-    for key in keys:
-        obj = obj.get(key) if isinstance(obj, dict) else None
-    return obj
-
-
-def _key_hint(provider: str) -> str:
-    return {
-        "openai": "OPENAI_API_KEY or api_key in the model config",
-        "responses": "OPENAI_API_KEY or api_key in the model config",
-        "compat": "JUPYTER_RUNS_COMPAT_API_KEY or api_key in the model config",
-    }.get(provider, "api_key in the model config")

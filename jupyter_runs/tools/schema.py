@@ -2,7 +2,7 @@
 
 Schemas are built from the signature and type hints only (no pydantic needed; pydantic models are
 mapped when pydantic is installed). Everything is inlined (no ``$ref``) so the small validator in
-``_validate.py`` and OpenAI strict mode both take the schema as is. Types we cannot describe are
+``validate.py`` and OpenAI strict mode both take the schema as is. Types we cannot describe are
 refused with a ToolError naming the function and the parameter, rather than silently widened to
 "anything", because a model that guesses a shape gets a confusing validation error later.
 """
@@ -19,7 +19,7 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .errors import ToolError
+from ..errors import ToolError
 
 _NONE = type(None)
 _TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean"}
