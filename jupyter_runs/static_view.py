@@ -22,6 +22,7 @@ import base64
 import binascii
 import html
 import json
+import math
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -34,12 +35,13 @@ from .events import message_text, step_tool_calls
 CLASS: dict[str, str] = {name: f"jr-{name}" for name in (
     "run", "static", "header", "badge", "dot", "badge-text", "meta", "model", "elapsed", "usage",
     "sep", "error", "body", "prompt", "timeline", "approvals", "messages", "message", "role", "md",
-    "md-block", "md-image", "step", "step-head", "step-icon", "step-label",
+    "md-block", "img-link", "step", "step-head", "step-icon", "step-label",
     "bar-track", "bar", "step-dur", "step-body", "tool-call", "tool-head", "tool-name", "pill",
     "tool-status", "tool-dur", "label", "pre", "tool-args", "tool-output", "tool-output-text",
     "tool-stdout", "tool-stderr", "tool-error", "tool-displays", "display", "display-img",
     "display-html", "display-md", "approval", "approval-title", "approval-kicker", "approval-args",
-    "approval-verdict", "clipped", "context", "chip", "chip-label", "chip-text", "reasoning-text",
+    "approval-verdict", "clipped", "context", "chip", "chip-label", "chip-text", "reasoning", "reasoning-head",
+    "reasoning-label", "reasoning-text",
 )}
 
 STATUS_LABEL = {
@@ -87,7 +89,7 @@ _MD_TAGS = {"p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em",
             "span"}
 _HTML_TAGS = _MD_TAGS | {"div", "b", "i", "u", "small", "sup", "sub", "caption", "tfoot", "dl", "dt",
                          "dd", "abbr", "kbd", "samp", "var", "mark"}
-_ATTRS = {"a": {"href", "title"}, "th": {"style", "align"}, "td": {"style", "align"}, "ol": {"start"},
+_ATTRS = {"a": {"href", "title", "class"}, "th": {"style", "align"}, "td": {"style", "align"}, "ol": {"start"},
           "span": {"class"}, "code": {"class"}, "abbr": {"title"}}
 
 
@@ -129,7 +131,7 @@ def _markdown() -> Any:
             alt = "image: " + (md.renderer.renderInlineAsText(token.children or [], options, env) or src)
             if not _scheme_ok(src):
                 return html.escape(f"[{alt}]")
-            return (f'<a class="{CLASS["md-image"]}" href="{html.escape(src)}">'
+            return (f'<a class="{CLASS["img-link"]}" href="{html.escape(src)}">'
                     f"{html.escape(alt)}</a>")
 
         md.add_render_rule("image", image)
@@ -407,7 +409,11 @@ def _timeline_html(state: ViewState, terminal: bool) -> str:
     approvals = {a.get("id"): a for a in state.get("approvals") or []}
     timeless = bool(state.get("timeless"))
     rows = []
-    for step in steps:
+    for i, step in enumerate(steps):
+        if _step_type(step) == "reasoning":
+            rows.append(_reasoning_html(step, steps[i + 1] if i + 1 < len(steps) else None,
+                                        timings, total, timeless))
+            continue
         start, end = (timings.get(step.get("id") or "") or [None, None])[:2]
         if end is None:
             end = start
@@ -424,13 +430,40 @@ def _timeline_html(state: ViewState, terminal: bool) -> str:
                 + _el("span", "step-dur", _text(dur and f" {dur}")))
         calls = "".join(_tool_call_html(c, records.get(c.get("id") or ""), approvals, terminal, timeless)
                         for c in step_tool_calls(step))
-        thought = _reasoning_text(step) if _step_type(step) == "reasoning" else ""
-        if thought:  # model text like the reply: rendered markdown, sanitized
-            calls = _el("div", "reasoning-text", _markdown_block(thought, MAX_TOOL_TEXT))
         body = _el("div", "step-body", calls) if calls else ""
         rows.append(_el("details", "step", _el("summary", "step-head", head) + body,
-                        open=bool(calls) and not thought, data_type=_step_type(step), data_status=status))
+                        open=bool(calls), data_type=_step_type(step), data_status=status))
     return _el("div", "timeline", "".join(rows))
+
+
+def _reasoning_html(step: Mapping[str, Any], after: Mapping[str, Any] | None,
+                    timings: Mapping[str, list[float | None]], total: float, timeless: bool) -> str:
+    """A reasoning step as js/src/reasoning.js draws it once done: collapsed to "Thought for
+    2.3 s · 500 reasoning tokens" (the count rides on the usage of the step it led to), opening
+    to the summary rendered like the reply."""
+    start, end = (timings.get(step.get("id") or "") or [None, None])[:2]
+    took = end - start if start is not None and end is not None and not timeless else None
+    tokens = None
+    for usage in ((step.get("usage") or {}), ((after or {}).get("usage") or {})):
+        n = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
+        if isinstance(n, int):
+            tokens = n
+            break
+    status = step.get("status") or "in_progress"
+    bits = ["Thinking…" if status == "in_progress" else
+            (f"Thought for {format_seconds(took)}" if took is not None else "Thought")]
+    if tokens is not None:
+        bits.append(f"{tokens:,} reasoning tokens")
+    bar = ""
+    if took is not None and total > 0:
+        left = min(100.0, (start or 0) / total * 100)
+        bar = f"left:{left:.2f}%;width:{max(0.8, min(100 - left, took / total * 100)):.2f}%"
+    head = (_el("span", "step-icon", "") + _el("span", "step-label reasoning-label", _text(" · ".join(bits)))
+            + _el("span", "bar-track", _el("span", "bar", "", style=bar or None))
+            + _el("span", "step-dur", _text(format_seconds(took) if took is not None else "")))
+    body = _el("div", "reasoning-text md", render_markdown(clip(_reasoning_text(step), MAX_TOOL_TEXT)[0]))
+    return _el("details", "step reasoning", _el("summary", "step-head reasoning-head", head) + body,
+               data_type="reasoning", data_status=status, data_tokens="" if tokens is None else tokens)
 
 
 def _context_html(state: ViewState) -> str:
@@ -473,7 +506,14 @@ def _cost(state: ViewState) -> str | None:
     if not prices:
         return None
     cost = run_cost(run.get("usage") or {}, price_for(prices, run.get("model") or ""))
-    return None if cost is None else f"${cost:.4g}"
+    if cost is None:
+        return None
+    # formatCost of js/src/reasoning.js, so the cost reads the same live and saved
+    if cost == 0:
+        return "$0"
+    if cost < 0.01:  # three significant digits, as toPrecision(3)
+        return f"${cost:.{2 - math.floor(math.log10(cost))}f}"
+    return f"${cost:.{3 if cost < 1 else 2}f}"
 
 
 def _approvals_html(state: ViewState) -> str:
@@ -688,7 +728,7 @@ _CSS = """
 :is(.$tool-head,.$tool-error,.$tool-displays){grid-column:1/-1}.$tool-head{display:flex;gap:8px}.$tool-dur{margin-left:auto}
 .$pill{font-size:11px;padding:0 7px;border-radius:99px;background:var(--s);color:var(--t,var(--m))}:is(.$tool-stderr,.$tool-error){color:var(--x)}
 pre.$pre{margin:0;padding:6px 8px;font-size:12px;background:var(--s);border-radius:5px;white-space:pre-wrap;overflow-wrap:anywhere;max-height:360px;overflow:auto}.$clipped{color:var(--m)}
-.$display-img{max-width:100%;background:#fff}.$context{display:flex;flex-wrap:wrap;gap:6px}.$chip{border:1px solid var(--l);border-radius:8px;font-size:12px}.$chip-label{padding:2px 10px;font-family:var(--mono)}.$approval{border-left:4px solid var(--w);padding:4px 10px}
+.$display-img{max-width:100%;background:#fff}.$context{display:flex;flex-wrap:wrap;gap:6px}.$reasoning-text{padding:0 10px 8px 32px}.$chip{border:1px solid var(--l);border-radius:8px;padding:0 8px}.$approval{border-left:4px solid var(--w);padding:4px 10px}
 .jr-hl-keyword,.jr-hl-built_in{color:#cf222e}.jr-hl-string{color:#0a3069}.jr-hl-number{color:#0550ae}.jr-hl-comment{color:#6e7781}
 """
 

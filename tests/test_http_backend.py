@@ -35,7 +35,7 @@ from tests.fakes.assistants_replay import DROP, Pause, fixture_stream
 KEY = "sk-test-0123456789abcdef-SECRET"
 # a verbatim copy of the shared spec subset
 SPEC = Path(__file__).resolve().parent / "fixtures" / "spec" / "assistants-subset.yaml"
-EXTENSIONS = {"list_threads"}  # ours, not in OpenAI's spec
+EXTENSIONS = {"list_threads", "rewind_thread", "fork_thread"}  # ours, not in OpenAI's spec
 
 
 @pytest.fixture

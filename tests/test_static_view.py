@@ -115,7 +115,7 @@ def test_attacks_in_every_field_leave_no_script_handler_link_or_fetch() -> None:
     assert found.tags.count("style") == 1 and html.startswith(f"<style>{STYLE}</style>")
     # A remote image is shown as a link to click (never fetched).
     leak = static_view.render_markdown(XSS[18])
-    assert leak.startswith('<p><a href="https://exfil.example/leak.png?d=secret"') and "<img" not in leak
+    assert leak.startswith('<p><a class="jr-img-link" href="https://exfil.example/leak.png?d=secret"') and "<img" not in leak
     assert found.tags.count("img") == 1  # only the tool's own PNG, as a data: URL
     assert f"data:image/png;base64,{PNG}" in html
     assert "&lt;script&gt;window.__jrPwned" in html  # shown, as text
