@@ -431,8 +431,11 @@ def _timeline_html(state: ViewState, terminal: bool) -> str:
         calls = "".join(_tool_call_html(c, records.get(c.get("id") or ""), approvals, terminal, timeless)
                         for c in step_tool_calls(step))
         body = _el("div", "step-body", calls) if calls else ""
+        # As the live view (#11): a finished step folds to its summary line; one still running
+        # (a run stopped mid-tool) stays open. <details> needs no script to unfold.
         rows.append(_el("details", "step", _el("summary", "step-head", head) + body,
-                        open=bool(calls), data_type=_step_type(step), data_status=status))
+                        open=bool(calls) and status == "in_progress", data_type=_step_type(step),
+                        data_status=status))
     return _el("div", "timeline", "".join(rows))
 
 
@@ -705,7 +708,7 @@ def bundle(state: ViewState) -> dict[str, str]:
 _CSS = """
 .$run{--f0:#1f2328;--b0:#fff;--a0:#2f6feb;--f:var(--vscode-editor-foreground,var(--jp-ui-font-color0,var(--f0)));--b:var(--vscode-editor-background,var(--jp-layout-color0,var(--b0)));--a:var(--vscode-focusBorder,var(--jp-brand-color1,var(--a0)));--m:color-mix(in srgb,var(--f) 62%,var(--b));--s:color-mix(in srgb,var(--f) 5%,var(--b));--l:color-mix(in srgb,var(--f) 17%,var(--b));--ok:#2da44e;--w:#bf8700;--x:#e5534b;--mono:var(--jp-code-font-family,ui-monospace,monospace);font:13px/1.5 var(--jp-ui-font-family,system-ui,sans-serif);color:var(--f);background:var(--b);border:1px solid var(--l);border-radius:8px;overflow:hidden;max-width:980px}
 @media (prefers-color-scheme:dark){.$run{--f0:#e6edf3;--b0:#0d1117;--a0:#4493f8}}
-.$run *{box-sizing:border-box}.$sep{display:none}.jp-RenderedHTMLCommon>.$run{margin-right:-20px}
+.$run *{box-sizing:border-box}.$sep{display:none}.jp-RenderedHTMLCommon>.$run{margin-right:-20px;width:calc(100% + 20px)}
 .$header{display:flex;align-items:center;gap:10px;padding:8px 12px;background:var(--s);border-bottom:1px solid var(--l)}
 .$badge{--t:var(--a);display:flex;align-items:center;gap:6px;padding:2px 10px 2px 8px;border-radius:99px;font-weight:600;font-size:12px;color:var(--t);background:color-mix(in srgb,var(--t) 13%,#0000)}
 .$dot{width:8px;height:8px;border-radius:50%;background:var(--t)}
