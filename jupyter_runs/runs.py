@@ -501,12 +501,6 @@ class RunStream(Run):
             for record in records:
                 self._call(handlers["on_tool_call"], record)
 
-    def _ended(self, handlers: Mapping[str, Callback | None]) -> None:
-        """Hand the run's stored end (after a cut) to the handlers as the stream would have."""
-        status = self.data["status"]
-        self._handle(Event(f"thread.run.{status}", dict(self.data)), handlers)
-        self._handle(Event("done", "[DONE]"), handlers)
-
     def _continuation(self, records: list[ToolCallRecord], handlers: Mapping[str, Callback | None]) -> None:
         self._report(records, handlers)
         params, backend = self._params(), self._client.backend
@@ -547,12 +541,14 @@ class RunStream(Run):
             if self.data.get("status") != "requires_action":
                 return
             records = yield _TOOLS, runner
-            if runner.stopped:
-                self._report(records, handlers)
-                yield _CALL, self._stopped_async
-                self._ended(handlers)
-            elif self._stopped_meanwhile():
+            if runner.stopped or self._stopped_meanwhile():
+                # Stop came while the tools ran or waited for approval: never submit; cancel (if
+                # the run is not cancelling already) and report the stored end, the steps that
+                # ended with it included, as the stream would have.
+                if runner.stopped:
+                    yield _CALL, self._stopped_async
                 self._report_end(records, (yield _CALL, self._follow_cancel), handlers)
+                self._handle(Event("done", "[DONE]"), handlers)
             else:
                 self._continuation(records, handlers)  # sets the opener: the loop goes on
             yield _DRAIN, None

@@ -526,7 +526,8 @@ def _approvals_html(state: ViewState) -> str:
     cards = []
     for item in items:
         status = item.get("status") or "pending"
-        verdict = {"approved": "Approved", "denied": "Denied"}.get(status, "Not answered")
+        verdict = {"approved": "Approved", "denied": "Denied",
+                   "cancelled": "Not run: the run was stopped"}.get(status, "Not answered")
         title = _el("div", "approval-title", _el("span", "approval-kicker", "Approve tool call")
                     + _el("span", "sep", " ") + _el("span", "tool-name", _text(item.get("name"))))
         cards.append(_el("div", "approval", title + _clipped_pre("approval-args", pretty_args(item.get("arguments")))

@@ -205,7 +205,7 @@ def test_structure_uses_the_live_views_classes() -> None:
     for name in ("run", "header", "badge", "body", "prompt", "timeline", "step", "step-head", "tool-call",
                  "tool-args", "tool-output", "messages", "message", "role", "md"):
         assert f"'{CLASS[name]}" in html or f" {CLASS[name]}'" in html or f" {CLASS[name]} " in html, name
-    assert "<details class='jr-step' open data-type='tool_calls' data-status='completed'>" in html
+    assert "<details class='jr-step' data-type='tool_calls' data-status='completed'>" in html
     assert "<summary class='jr-step-head'>" in html
 
 
