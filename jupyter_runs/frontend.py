@@ -20,11 +20,16 @@ and nbclient 0.10):
    usually before any cell imported ipywidgets, and the kernel then refuses it (no target yet),
    so in a fresh JupyterLab kernel it is often missing.
 
+3. Voila renders widgets live but executes cells like nbclient (``allow_stdin`` false, no control
+   comm first): its kernels carry ``VOILA_SERVER_URL`` / ``VOILA_BASE_URL`` in their environment,
+   and the page stays connected while runs stream, so a Voila kernel counts as attached.
+
 ``--wait`` / ``--background`` (and ``%config RunAssistantMagics.wait``) override the rule.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 
@@ -55,9 +60,14 @@ def request_allows_stdin(shell: Any) -> bool | None:
 
 def widget_frontend_attached(shell: Any) -> bool:
     """The rule above: whether this cell's run may stream in the background."""
-    if control_comm_open():
+    if control_comm_open() or in_voila():
         return True
     return bool(request_allows_stdin(shell))
 
 
-__all__ = ["control_comm_open", "request_allows_stdin", "widget_frontend_attached"]
+def in_voila() -> bool:
+    """Whether this kernel was started by Voila (rule 3)."""
+    return bool(os.environ.get("VOILA_SERVER_URL") or os.environ.get("VOILA_BASE_URL"))
+
+
+__all__ = ["control_comm_open", "in_voila", "request_allows_stdin", "widget_frontend_attached"]

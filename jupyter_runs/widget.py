@@ -523,6 +523,12 @@ class RunWidget(anywidget.AnyWidget):
                 out[sid] = [start - t0, end - t0 if isinstance(end, (int, float)) else None]
         return out or live
 
+    #: Replace the display by the static view and close the widget when the run ends; None: yes,
+    #: except in Voila (frontend.in_voila), whose page is live and never saved and whose
+    #: server-side executor does not apply a display update to a cell that has already run, so a
+    #: closed widget would leave "model not found" behind.
+    swap_when_done: bool | None = None
+
     def finish(self) -> None:
         """The run is over: final flush, the display replaced by the static view (by display id),
         and the live widget closed."""
@@ -534,6 +540,13 @@ class RunWidget(anywidget.AnyWidget):
                     span[1] = self._now()
         self._publish()
         self._finished = True
+        swap = self.swap_when_done
+        if swap is None:
+            from .frontend import in_voila
+
+            swap = not in_voila()
+        if not swap:
+            return  # Voila: an app page, never saved, whose executor drops late display updates
         if self._display_id is not None:
             from IPython.display import update_display
 

@@ -44,3 +44,13 @@ def test_an_open_widget_control_comm_means_attached_whatever_the_request(control
 
 def test_no_kernel_is_not_a_widget_front_end(control_comm: Any) -> None:
     assert widget_frontend_attached(object()) is False  # terminal IPython
+
+
+def test_a_voila_kernel_counts_as_attached(monkeypatch) -> None:
+    from jupyter_runs import frontend
+
+    monkeypatch.delenv("VOILA_SERVER_URL", raising=False)
+    monkeypatch.delenv("VOILA_BASE_URL", raising=False)
+    assert frontend.widget_frontend_attached(None) is False
+    monkeypatch.setenv("VOILA_SERVER_URL", "/")
+    assert frontend.widget_frontend_attached(None) is True
