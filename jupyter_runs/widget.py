@@ -66,9 +66,11 @@ _STEP_END = ("completed", "failed", "cancelled", "expired")
 _MAX_TEXT = 65536
 
 
-def _asset(name: str, fallback: str) -> Path | str:
+def _asset(name: str, fallback: str) -> str:
+    """The built file's text. A string, not a Path: for a Path anywidget connects every instance
+    to the file's change signal (hot reload), which keeps every widget ever made alive."""
     path = _STATIC / name
-    return path if path.exists() else fallback
+    return path.read_text(encoding="utf-8") if path.exists() else fallback
 
 
 def _pick(obj: Mapping[str, Any] | None, keys: tuple[str, ...]) -> dict[str, Any] | None:

@@ -58,3 +58,22 @@ def test_runs_show_displays_static_views_without_a_comm(kernel: Kernel) -> None:
     assert len(shown) == 2
     assert all(WIDGET_VIEW not in d and "A short reply." in d["text/html"] for d in shown)
     assert "first" in shown[0]["text/html"] and "second" in shown[1]["text/html"]
+
+
+def test_a_dropped_widget_is_collected() -> None:
+    """Nothing global keeps a RunWidget alive (anywidget holds every instance of a widget whose
+    ``_esm`` is a Path, for hot reload; ours is the bundle's text)."""
+    import gc
+    import weakref
+
+    from jupyter_runs.widget import RunWidget
+
+    refs = []
+    for _ in range(5):
+        w = RunWidget(live=False)
+        w.set_prompt("hello")
+        w.finish()
+        refs.append(weakref.ref(w))
+        del w
+    gc.collect()
+    assert [r() for r in refs] == [None] * 5
