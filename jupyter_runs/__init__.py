@@ -3,7 +3,8 @@
 Public names only. Importing the package is cheap: the client, the engine and the widget load on
 first use, so ``%load_ext jupyter_runs`` costs little.
 
-Layout: ``magic`` (the cell magic), ``widget`` (the live view), ``runs`` (``Run``/``RunStream``),
+Layout: ``magic`` (the cell magic), ``widget`` (the live view), ``static_view`` (a finished run,
+saved without a kernel), ``frontend`` (is a widget front end attached), ``runs`` (``Run``/``RunStream``),
 ``client``, ``wire`` (objects), ``events`` (the event fold); ``tools/`` (callables as function tools:
 ``schema``, ``validate``, ``approval``, ``runner``, ``cut``, ``capture``, ``encode``);
 ``backends/http`` (a remote server) and ``backends/local`` (the embedded engine), whose
