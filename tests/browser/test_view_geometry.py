@@ -303,6 +303,10 @@ def run_geometry(page: Any, lab: Any, name: str, size: dict[str, int], panel: in
     check_overflow(page, f"{name} cards open")
     still_streaming(page, "the overflow with every card open")
     page.wait_for_selector(COMPLETED, timeout=120_000)
+    # Then the live view gives way to the static one (what the notebook keeps): the finished
+    # checks are made on that, once it has replaced the live DOM.
+    page.wait_for_selector(".jr-run.jr-static", timeout=60_000)
+    page.wait_for_timeout(300)
     check_header(page, finished=True)
     check_overflow(page, f"{name} finished")
     page.locator(".jr-run .jr-header").scroll_into_view_if_needed()
