@@ -649,9 +649,9 @@ class RunAssistantMagics(Magics, Configurable):
         client = self._client(None)
 
         async def thread_of(ref: str) -> str:
-            from .thread_names import find_named_thread
+            from .thread_names import thread_ref
 
-            found = ref if ref.startswith("thread_") else await find_named_thread(client, ref)
+            found = await thread_ref(client, ref)
             if found is not None:
                 return found
             raise UsageError(f"%runs {cmd}: no stored thread named {ref!r} (see %runs threads)")
@@ -719,9 +719,9 @@ class RunAssistantMagics(Magics, Configurable):
         client = self._client(None)
 
         async def load() -> list[list[Any]]:
-            from .thread_names import find_named_thread
+            from .thread_names import thread_ref
 
-            thread_id = ref if ref.startswith("thread_") else await find_named_thread(client, ref)
+            thread_id = await thread_ref(client, ref)
             if thread_id is None:
                 raise UsageError(f"%runs show: no stored thread named {ref!r} (see %runs threads)")
             runs = await client.runs.list(thread_id, order="asc").to_list()

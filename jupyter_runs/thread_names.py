@@ -40,6 +40,11 @@ async def find_named_thread(client: Any, name: str) -> str | None:
     return None
 
 
+async def thread_ref(client: Any, ref: str) -> str | None:
+    """A thread id (``thread_...``) as it is, else the id of the newest thread named ``ref``."""
+    return ref if ref.startswith("thread_") else await find_named_thread(client, ref)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="%runs threads", add_help=False, exit_on_error=False)
     parser.add_argument("prefix", nargs="?", default=None,

@@ -226,8 +226,6 @@ class CassetteModel:
         self._make_inner = make_inner
         self._inner: ModelAdapter | None = None
         self._sleep = sleep
-        #: What the last calls did: ("hit" | "recorded", key), for tests and diagnostics.
-        self.log: list[tuple[str, str]] = []
 
     def __repr__(self) -> str:
         return f"CassetteModel({self.model_id!r}, {self.mode}, {self.cassette!r})"
@@ -243,7 +241,6 @@ class CassetteModel:
         key = request_key(canonical)
         entry = self.cassette.get(key) if self.mode in ("replay", "auto") else None
         if entry is not None:
-            self.log.append(("hit", key))
             for item in entry["events"]:
                 gap = min(float(item[0]) / 1000.0, MAX_GAP)
                 if gap > 0:
@@ -269,7 +266,6 @@ class CassetteModel:
         # Reached only when the call ran to its end: one cut short (Stop, an error) is never
         # recorded as the answer.
         self.cassette.put({"key": key, "request": canonical, "events": events})
-        self.log.append(("recorded", key))
 
     async def aclose(self) -> None:
         return None  # the inner adapter belongs to whoever made it (the engine closes its own)
